@@ -1,0 +1,28 @@
+# Settings for metalearn's own targets (tests, examples, benchmarks). Included only when
+# metalearn is the top-level project: nothing here reaches a consumer.
+
+find_program(METALEARN_CCACHE ccache)
+if(METALEARN_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  set(CMAKE_CXX_COMPILER_LAUNCHER "${METALEARN_CCACHE}")
+endif()
+
+set(METALEARN_SANITIZE "" CACHE STRING
+    "Sanitizers for metalearn's own targets, e.g. 'address,undefined' or 'thread'")
+
+# metalearn_project_target(<target> [NATIVE])
+#   Warnings (as errors when METALEARN_WERROR), sanitizers, and -march=native when asked.
+function(metalearn_project_target target)
+  cmake_parse_arguments(ARG "NATIVE" "" "" ${ARGN})
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+  if(METALEARN_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(METALEARN_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${METALEARN_SANITIZE}
+                           -fno-sanitize-recover=all -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=${METALEARN_SANITIZE})
+  endif()
+  if(ARG_NATIVE AND METALEARN_NATIVE)
+    target_compile_options(${target} PRIVATE -march=native)
+  endif()
+endfunction()

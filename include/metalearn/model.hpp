@@ -1,0 +1,275 @@
+#pragma once
+/// @file
+/// @brief THE CONTRACT: what a differentiable model must provide to be meta-trained, the
+/// traits that detect it, the compile-time checks that explain what is missing, and the
+/// forms the library derives from it.
+///
+/// A model is a stateless description of a function L(θ; batch) of a flat parameter vector
+/// θ; it never owns θ. metalearn's networks (`nn::Objective`) are models, and so is any type
+/// of yours with these members (`Scalar` is float or double):
+///
+/// @code
+/// struct ExampleModel {
+///   using Scalar = double;              // required
+///   using Batch = MyBatch;              // required; must have `Index size() const` (examples)
+///   using Workspace = MyWorkspace;      // required; default-constructible scratch memory,
+///                                       // one per thread, that may grow on first use
+///
+///   // required: the length of θ
+///   metalearn::Index parameter_count() const;
+///   // required: draw θ (all entries) from the seeded engine
+///   void initialize(metalearn::VectorRef<Scalar> theta, metalearn::Rng& rng) const;
+///   // required: return L(θ; batch) and assign ∇_θ L to grad (all entries); throw
+///   // metalearn::invalid_argument on bad input before writing anything
+///   Scalar loss_and_gradient(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch,
+///                            metalearn::VectorRef<Scalar> grad, Workspace& ws) const;
+///
+///   // optional: L(θ; batch) alone (derived from loss_and_gradient when absent)
+///   Scalar loss(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch, Workspace& ws) const;
+///   // optional: assign the exact ∇²_θ L(θ; batch) · v to hv (needed by exact second-order
+///   // MAML; without it, choose Order::second_finite_difference explicitly)
+///   void hessian_vector_product(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch,
+///                               metalearn::ConstVectorRef<Scalar> v,
+///                               metalearn::VectorRef<Scalar> hv, Workspace& ws) const;
+///   // optional: outputs for inputs (used by evaluation helpers and examples)
+///   void predict(metalearn::ConstVectorRef<Scalar> theta, metalearn::ConstMatrixRef<Scalar> inputs,
+///                metalearn::MatrixRef<Scalar> outputs, Workspace& ws) const;
+/// };
+/// @endcode
+///
+/// The parameter types are exactly these `Eigen::Ref` aliases (metalearn/core/types.hpp):
+/// the library passes vectors, columns of matrices and maps through them without copies.
+/// `examples/custom_model.cpp` is a complete model written from scratch; README section
+/// "The model contract" walks through it.
+
+#include <metalearn/core/error.hpp>
+#include <metalearn/core/random.hpp>
+#include <metalearn/core/types.hpp>
+
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+namespace metalearn {
+
+namespace detail {
+template <class M, class = void>
+struct model_scalar {
+  using type = double;  // placeholder so that the other traits can be evaluated
+};
+template <class M>
+struct model_scalar<M, std::void_t<typename M::Scalar>> {
+  using type = typename M::Scalar;
+};
+template <class M, class = void>
+struct model_batch {
+  struct type {};
+};
+template <class M>
+struct model_batch<M, std::void_t<typename M::Batch>> {
+  using type = typename M::Batch;
+};
+template <class M, class = void>
+struct model_workspace {
+  struct type {};
+};
+template <class M>
+struct model_workspace<M, std::void_t<typename M::Workspace>> {
+  using type = typename M::Workspace;
+};
+
+template <class M>
+using S_ = typename model_scalar<M>::type;
+template <class M>
+using B_ = typename model_batch<M>::type;
+template <class M>
+using W_ = typename model_workspace<M>::type;
+
+template <class M, class = void>
+struct has_parameter_count : std::false_type {};
+template <class M>
+struct has_parameter_count<M, std::enable_if_t<std::is_convertible_v<
+                                  decltype(std::declval<const M&>().parameter_count()), Index>>> : std::true_type {};
+
+template <class M, class = void>
+struct has_initialize : std::false_type {};
+template <class M>
+struct has_initialize<M, std::void_t<decltype(std::declval<const M&>().initialize(
+                             std::declval<VectorRef<S_<M>>>(), std::declval<Rng&>()))>> : std::true_type {};
+
+template <class M, class = void>
+struct has_loss_and_gradient : std::false_type {};
+template <class M>
+struct has_loss_and_gradient<
+    M, std::enable_if_t<std::is_convertible_v<
+           decltype(std::declval<const M&>().loss_and_gradient(
+               std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(),
+               std::declval<VectorRef<S_<M>>>(), std::declval<W_<M>&>())),
+           S_<M>>>> : std::true_type {};
+
+template <class M, class = void>
+struct has_loss : std::false_type {};
+template <class M>
+struct has_loss<M, std::enable_if_t<std::is_convertible_v<
+                       decltype(std::declval<const M&>().loss(std::declval<ConstVectorRef<S_<M>>>(),
+                                                              std::declval<const B_<M>&>(), std::declval<W_<M>&>())),
+                       S_<M>>>> : std::true_type {};
+
+template <class M, class = void>
+struct has_hessian_vector_product : std::false_type {};
+template <class M>
+struct has_hessian_vector_product<
+    M, std::void_t<decltype(std::declval<const M&>().hessian_vector_product(
+           std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(),
+           std::declval<ConstVectorRef<S_<M>>>(), std::declval<VectorRef<S_<M>>>(), std::declval<W_<M>&>()))>>
+    : std::true_type {};
+
+template <class M, class = void>
+struct has_predict : std::false_type {};
+template <class M>
+struct has_predict<M, std::void_t<decltype(std::declval<const M&>().predict(
+                          std::declval<ConstVectorRef<S_<M>>>(), std::declval<ConstMatrixRef<S_<M>>>(),
+                          std::declval<MatrixRef<S_<M>>>(), std::declval<W_<M>&>()))>> : std::true_type {};
+
+template <class B, class = void>
+struct batch_has_size : std::false_type {};
+template <class B>
+struct batch_has_size<B, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const B&>().size()), Index>>>
+    : std::true_type {};
+
+template <class M, class = void>
+struct has_scalar : std::false_type {};
+template <class M>
+struct has_scalar<M, std::void_t<typename M::Scalar>> : std::true_type {};
+template <class M, class = void>
+struct has_batch : std::false_type {};
+template <class M>
+struct has_batch<M, std::void_t<typename M::Batch>> : std::true_type {};
+template <class M, class = void>
+struct has_workspace : std::false_type {};
+template <class M>
+struct has_workspace<M, std::void_t<typename M::Workspace>> : std::true_type {};
+}  // namespace detail
+
+/// Compile-time facts about a model type M (see the file comment for the contract).
+template <class M>
+struct model_traits {
+  static constexpr bool has_scalar = detail::has_scalar<M>::value;                     ///< M::Scalar
+  static constexpr bool has_batch = detail::has_batch<M>::value;                       ///< M::Batch
+  static constexpr bool has_workspace = detail::has_workspace<M>::value;               ///< M::Workspace
+  static constexpr bool has_parameter_count = detail::has_parameter_count<M>::value;   ///< parameter_count()
+  static constexpr bool has_initialize = detail::has_initialize<M>::value;             ///< initialize(θ, rng)
+  static constexpr bool has_loss_and_gradient = detail::has_loss_and_gradient<M>::value;  ///< required
+  static constexpr bool has_loss = detail::has_loss<M>::value;                          ///< optional
+  static constexpr bool has_hessian_vector_product = detail::has_hessian_vector_product<M>::value;  ///< optional
+  static constexpr bool has_predict = detail::has_predict<M>::value;                    ///< optional
+  /// Every required member is present.
+  static constexpr bool is_model = has_scalar && has_batch && has_workspace && has_parameter_count &&
+                                   has_initialize && has_loss_and_gradient &&
+                                   detail::batch_has_size<detail::B_<M>>::value &&
+                                   std::is_default_constructible_v<detail::W_<M>>;
+};
+
+/// True when M satisfies the model contract.
+template <class M>
+inline constexpr bool is_model_v = model_traits<M>::is_model;
+
+/// Compile-time check of the contract, called by every entry point that takes a model: each
+/// missing member produces a static_assert naming it. Returns true (for use in static_assert).
+template <class M>
+constexpr bool check_model() {
+  static_assert(detail::has_scalar<M>::value,
+                "metalearn: the model type has no member type `Scalar` (float or double). "
+                "See README section 'The model contract'.");
+  static_assert(!detail::has_scalar<M>::value || is_supported_scalar_v<detail::S_<M>>,
+                "metalearn: the model's `Scalar` must be float or double. See README section 'The model contract'.");
+  static_assert(detail::has_batch<M>::value,
+                "metalearn: the model type has no member type `Batch`. See README section 'The model contract'.");
+  static_assert(!detail::has_batch<M>::value || detail::batch_has_size<detail::B_<M>>::value,
+                "metalearn: the model's `Batch` has no `Index size() const` (number of examples). "
+                "See README section 'The model contract'.");
+  static_assert(detail::has_workspace<M>::value,
+                "metalearn: the model type has no member type `Workspace` (use `struct Workspace {};` if it needs "
+                "none). See README section 'The model contract'.");
+  static_assert(!detail::has_workspace<M>::value || std::is_default_constructible_v<detail::W_<M>>,
+                "metalearn: the model's `Workspace` must be default-constructible. "
+                "See README section 'The model contract'.");
+  static_assert(detail::has_parameter_count<M>::value,
+                "metalearn: the model has no `Index parameter_count() const`. See README section 'The model contract'.");
+  static_assert(detail::has_initialize<M>::value,
+                "metalearn: the model has no `void initialize(VectorRef<Scalar> theta, Rng& rng) const`. "
+                "See README section 'The model contract'.");
+  static_assert(detail::has_loss_and_gradient<M>::value,
+                "metalearn: the model has no `Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& "
+                "batch, VectorRef<Scalar> grad, Workspace& ws) const`. See README section 'The model contract'.");
+  return true;
+}
+
+/// L(θ; batch): the model's `loss` when it has one, otherwise `loss_and_gradient` into a
+/// temporary gradient (which allocates; models used in hot loops should provide `loss`).
+template <class M>
+typename M::Scalar evaluate_loss(const M& model, ConstVectorRef<typename M::Scalar> theta,
+                                 const typename M::Batch& batch, typename M::Workspace& ws) {
+  static_assert(check_model<M>());
+  if constexpr (model_traits<M>::has_loss) {
+    return model.loss(theta, batch, ws);
+  } else {
+    Vector<typename M::Scalar> scratch(model.parameter_count());
+    return model.loss_and_gradient(theta, batch, scratch, ws);
+  }
+}
+
+/// Assigns ∇_θ L(θ; batch) to grad (the loss value is discarded).
+template <class M>
+void evaluate_gradient(const M& model, ConstVectorRef<typename M::Scalar> theta, const typename M::Batch& batch,
+                       VectorRef<typename M::Scalar> grad, typename M::Workspace& ws) {
+  static_assert(check_model<M>());
+  model.loss_and_gradient(theta, batch, grad, ws);
+}
+
+/// Scratch vectors of `finite_difference_hvp`, sized once for a parameter count.
+template <class Scalar>
+struct FiniteDifferenceScratch {
+  Vector<Scalar> shifted;   ///< θ ± εv
+  Vector<Scalar> gradient;  ///< ∇L(θ − εv)
+
+  /// Sizes the vectors for `parameters` entries (allocates only when the size changes).
+  void resize(Index parameters) {
+    shifted.resize(parameters);
+    gradient.resize(parameters);
+  }
+};
+
+/// Approximate Hessian-vector product by central differences of gradients:
+/// H v ≈ (∇L(θ + εv) − ∇L(θ − εv)) / (2ε), with ε = ∛(machine ε) · max(1, ‖θ‖∞) / ‖v‖∞,
+/// the step that balances the O(ε²) truncation error against the O(machine ε / ε) rounding
+/// error. Costs two gradients; accurate to roughly (machine ε)^(2/3) relative (about 1e-5
+/// in float, 1e-11 in double) where L is smooth, and wrong near kinks of ReLU networks.
+/// Assigns 0 to hv when v = 0.
+template <class M>
+void finite_difference_hvp(const M& model, ConstVectorRef<typename M::Scalar> theta, const typename M::Batch& batch,
+                           ConstVectorRef<typename M::Scalar> v, VectorRef<typename M::Scalar> hv,
+                           typename M::Workspace& ws, FiniteDifferenceScratch<typename M::Scalar>& scratch) {
+  static_assert(check_model<M>());
+  using S = typename M::Scalar;
+  const Index p = model.parameter_count();
+  detail::check_size("finite_difference_hvp", "theta", theta.size(), p);
+  detail::check_size("finite_difference_hvp", "v", v.size(), p);
+  detail::check_size("finite_difference_hvp", "hv", hv.size(), p);
+  scratch.resize(p);
+  const S vmax = v.cwiseAbs().maxCoeff();
+  if (vmax == S(0)) {
+    hv.setZero();
+    return;
+  }
+  const S eps = std::cbrt(std::numeric_limits<S>::epsilon()) * std::max(S(1), theta.cwiseAbs().maxCoeff()) / vmax;
+  scratch.shifted = theta - eps * v;
+  model.loss_and_gradient(scratch.shifted, batch, scratch.gradient, ws);  // ∇L(θ − εv)
+  scratch.shifted = theta + eps * v;
+  model.loss_and_gradient(scratch.shifted, batch, hv, ws);                // ∇L(θ + εv)
+  hv -= scratch.gradient;
+  hv /= S(2) * eps;
+}
+
+}  // namespace metalearn

@@ -1,0 +1,214 @@
+#pragma once
+/// @file
+/// @brief Dense layer y = f(W x + b): the layer description and its forward, backward and
+/// R-passes (internal), which read W and b as views into a flat parameter vector.
+///
+/// Derivation (one layer l, batch of n columns, A₀ = X, A_l = f(Z_l)):
+///   forward     Z_l = W_l A_{l−1} + b_l 1ᵀ
+///   backward    δ_l = G_l ⊙ f'(Z_l),  ∇W_l = δ_l A_{l−1}ᵀ,  ∇b_l = δ_l 1,  G_{l−1} = W_lᵀ δ_l
+///               where G_l = ∂L/∂A_l (from the loss for the last layer).
+/// Pearlmutter's R-operator R{·} = d/dr (·)(θ + r v) at r = 0, with v = (V_l, c_l):
+///   R-forward   RZ_l = W_l RA_{l−1} + V_l A_{l−1} + c_l 1ᵀ,   RA_l = f'(Z_l) ⊙ RZ_l,  RA₀ = 0
+///   R-backward  Rδ_l = RG_l ⊙ f'(Z_l) + G_l ⊙ f''(Z_l) ⊙ RZ_l
+///               (Hv)_{W_l} = Rδ_l A_{l−1}ᵀ + δ_l RA_{l−1}ᵀ,   (Hv)_{b_l} = Rδ_l 1
+///               RG_{l−1} = W_lᵀ Rδ_l + V_lᵀ δ_l
+///               where RG_L = ∇²_Y L · RA_L (the loss's own Hessian-vector product).
+/// The products are fused by keeping each quantity beside its R-twin in one buffer:
+///   Z = [Z | RZ], A = [A | RA], G = [RG | G], D = [Rδ | δ]   (n columns each)
+/// so that [Z | RZ] = W [A | RA] (+ V A), (Hv)_W = [Rδ | δ] [A | RA]ᵀ and
+/// [RG | G] = Wᵀ [Rδ | δ] (+ Vᵀ δ) are each one product over 2n columns.
+/// The gradient pass uses the same layout (A in the left block, G and δ in the right).
+
+#include <metalearn/core/error.hpp>
+#include <metalearn/core/gemm.hpp>
+#include <metalearn/core/types.hpp>
+#include <metalearn/nn/activation.hpp>
+
+#include <type_traits>
+
+namespace metalearn::nn {
+
+/// A dense layer y = f(W x + b) with `In` inputs, `Out` outputs and activation `Act`.
+/// Sizes are compile-time constants, or `Eigen::Dynamic` and given to the constructor.
+/// The layer stores no parameters: W (Out × In, column-major) followed by b (Out) are read
+/// from the network's flat parameter vector.
+template <int In, int Out, class Act = Identity>
+class Dense {
+  static_assert(In == Eigen::Dynamic || In > 0, "metalearn::nn::Dense: In must be > 0 or Eigen::Dynamic");
+  static_assert(Out == Eigen::Dynamic || Out > 0, "metalearn::nn::Dense: Out must be > 0 or Eigen::Dynamic");
+
+ public:
+  static constexpr int static_inputs = In;    ///< In (or Eigen::Dynamic).
+  static constexpr int static_outputs = Out;  ///< Out (or Eigen::Dynamic).
+  using activation_type = Act;                ///< The activation type.
+
+  /// A layer with compile-time sizes.
+  explicit Dense(Act activation = Act{}) : activation_(activation), in_(In), out_(Out) {
+    static_assert(In != Eigen::Dynamic && Out != Eigen::Dynamic,
+                  "metalearn::nn::Dense: give the sizes to the constructor when they are Eigen::Dynamic");
+  }
+
+  /// A layer with run-time sizes (which must equal In and Out where those are fixed).
+  Dense(Index inputs, Index outputs, Act activation = Act{})
+      : activation_(activation), in_(inputs), out_(outputs) {
+    if (inputs <= 0 || outputs <= 0)
+      metalearn::detail::fail("nn::Dense", "sizes must be > 0, got ", inputs, " inputs and ", outputs, " outputs");
+    if (In != Eigen::Dynamic && inputs != In) metalearn::detail::fail("nn::Dense", "inputs is ", inputs, ", expected ", In);
+    if (Out != Eigen::Dynamic && outputs != Out) metalearn::detail::fail("nn::Dense", "outputs is ", outputs, ", expected ", Out);
+  }
+
+  /// Number of inputs.
+  Index input_size() const { return in_; }
+  /// Number of outputs.
+  Index output_size() const { return out_; }
+  /// Number of parameters: Out·In weights then Out biases.
+  Index parameter_count() const { return out_ * (in_ + 1); }
+  /// The activation.
+  const Act& activation() const { return activation_; }
+
+ private:
+  Act activation_;
+  Index in_;
+  Index out_;
+};
+
+namespace detail {
+
+/// A read-only contiguous column-major matrix (inputs of a layer).
+template <class S>
+struct InputView {
+  const S* data;
+  Index rows;
+  Index cols;
+};
+
+/// Buffers of one layer for a batch capacity c, each Out × 2c (see the file comment).
+template <class S>
+struct LayerBuffers {
+  Matrix<S> z;  ///< [Z | RZ]
+  Matrix<S> a;  ///< [A | RA]
+  Matrix<S> g;  ///< [RG | G]
+  Matrix<S> d;  ///< [Rδ | δ]
+  void resize(Index rows, Index capacity) {
+    z.resize(rows, 2 * capacity);
+    a.resize(rows, 2 * capacity);
+    g.resize(rows, 2 * capacity);
+    d.resize(rows, 2 * capacity);
+  }
+};
+
+/// Forward, backward and R-passes of one dense layer. `w` points at the layer's W (then b)
+/// inside θ, `v` at the same offset inside the direction vector, `grad` inside the output.
+template <class S, class Layer>
+struct DenseOps {
+  using Act = typename Layer::activation_type;
+  static constexpr int In = Layer::static_inputs;
+  static constexpr int Out = Layer::static_outputs;
+
+  template <int R>
+  using Cols = Eigen::Matrix<S, R, Eigen::Dynamic>;  // row-major automatically when R == 1
+  using WMat = Eigen::Matrix<S, Out, In>;
+  using BVec = Eigen::Matrix<S, Out, 1>;
+  using InMap = Eigen::Map<const Cols<In>>;
+
+  /// Columns [first, first + n) of an Out-row buffer, with the static row count.
+  static Eigen::Map<Cols<Out>> cols(Matrix<S>& buf, Index first, Index n) {
+    return Eigen::Map<Cols<Out>>(buf.data() + first * buf.rows(), buf.rows(), n);
+  }
+  /// Columns [first, first + n) of an In-row buffer of the previous layer.
+  static Eigen::Map<Cols<In>> in_cols(Matrix<S>& buf, Index first, Index n) {
+    return Eigen::Map<Cols<In>>(buf.data() + first * buf.rows(), buf.rows(), n);
+  }
+  static InMap input(const InputView<S>& x, Index n) { return InMap(x.data, x.rows, n); }
+  static Eigen::Map<const WMat> weights(const Layer& layer, const S* w) {
+    return Eigen::Map<const WMat>(w, layer.output_size(), layer.input_size());
+  }
+  static Eigen::Map<const BVec> bias(const Layer& layer, const S* w) {
+    return Eigen::Map<const BVec>(w + layer.output_size() * layer.input_size(), layer.output_size());
+  }
+
+  /// Z = W X + b, A = f(Z) on columns [0, n).
+  static void forward(const Layer& layer, const S* w, const InputView<S>& x, LayerBuffers<S>& buf, Index n,
+                      metalearn::detail::GemmScratch<S>& scratch) {
+    auto z = cols(buf.z, 0, n);
+    metalearn::detail::gemm(z, weights(layer, w), input(x, n), false, scratch);          // Z = W X
+    z.colwise() += bias(layer, w);                            //   + b 1ᵀ
+    cols(buf.a, 0, n).array() = layer.activation().value(z.array());  // A = f(Z)
+  }
+
+  /// Given G (right block), computes δ = G ⊙ f'(Z), ∇W = δ Xᵀ, ∇b = δ 1, and, when `g_prev`
+  /// is not null, G_prev = Wᵀ δ into its right block.
+  static void backward(const Layer& layer, const S* w, const InputView<S>& x, LayerBuffers<S>& buf, Index n,
+                       S* grad, Matrix<S>* g_prev, metalearn::detail::GemmScratch<S>& scratch) {
+    auto delta = cols(buf.d, n, n);
+    delta_from(layer, cols(buf.g, n, n), buf, n, delta);                 // δ = G ⊙ f'(Z)
+    Eigen::Map<WMat> grad_w(grad, layer.output_size(), layer.input_size());
+    metalearn::detail::gemm(grad_w, delta, input(x, n).transpose(), false, scratch);                // ∇W = δ Xᵀ
+    Eigen::Map<BVec>(grad + grad_w.size(), layer.output_size()) = delta.rowwise().sum();  // ∇b = δ 1
+    if (g_prev) metalearn::detail::gemm(in_cols(*g_prev, n, n), weights(layer, w).transpose(), delta, false, scratch);  // G_prev = Wᵀ δ
+  }
+
+  /// Forward and R-forward together: [Z | RZ], [A | RA]. `x` has 2n columns [A | RA] unless
+  /// `first` (then it is the n input columns and RA₀ = 0).
+  static void forward_r(const Layer& layer, const S* w, const S* v, const InputView<S>& x, bool first,
+                        LayerBuffers<S>& buf, Index n, metalearn::detail::GemmScratch<S>& scratch) {
+    auto z = cols(buf.z, 0, n);
+    auto rz = cols(buf.z, n, n);
+    if (first) {
+      metalearn::detail::gemm(z, weights(layer, w), input(x, n), false, scratch);                   // Z = W X
+      metalearn::detail::gemm(rz, weights(layer, v), input(x, n), false, scratch);                  // RZ = V X
+    } else {
+      metalearn::detail::gemm(cols(buf.z, 0, 2 * n), weights(layer, w), input(x, 2 * n), false, scratch);  // [Z | RZ] = W [A | RA]
+      metalearn::detail::gemm(rz, weights(layer, v), input(x, n), true, scratch);                   // RZ += V A
+    }
+    z.colwise() += bias(layer, w);                                       // Z += b 1ᵀ
+    rz.colwise() += bias(layer, v);                                      // RZ += c 1ᵀ
+    auto a = cols(buf.a, 0, n);
+    a.array() = layer.activation().value(z.array());                    // A = f(Z)
+    cols(buf.a, n, n).array() = layer.activation().derivative(z.array(), a.array()) * rz.array();  // RA = f'(Z) ⊙ RZ
+  }
+
+  /// Backward and R-backward together, given [RG | G]: [Rδ | δ], (Hv)_W, (Hv)_b and, when
+  /// `g_prev` is not null, [RG | G]_prev.
+  static void backward_r(const Layer& layer, const S* w, const S* v, const InputView<S>& x, bool first,
+                         LayerBuffers<S>& buf, Index n, S* hv, Matrix<S>* g_prev,
+                         metalearn::detail::GemmScratch<S>& scratch) {
+    auto z = cols(buf.z, 0, n).array();
+    auto a = cols(buf.a, 0, n).array();
+    auto g = cols(buf.g, n, n).array();
+    auto rg = cols(buf.g, 0, n).array();
+    auto delta = cols(buf.d, n, n);
+    auto rdelta = cols(buf.d, 0, n);
+    const auto& act = layer.activation();
+    delta.array() = g * act.derivative(z, a);                                  // δ = G ⊙ f'(Z)
+    if constexpr (Act::has_curvature) {
+      auto rz = cols(buf.z, n, n).array();
+      rdelta.array() = rg * act.derivative(z, a) + g * act.second_derivative(z, a) * rz;  // Rδ = RG ⊙ f' + G ⊙ f'' ⊙ RZ
+    } else {
+      rdelta.array() = rg * act.derivative(z, a);                              // Rδ = RG ⊙ f'
+    }
+    Eigen::Map<WMat> hv_w(hv, layer.output_size(), layer.input_size());
+    if (first)
+      metalearn::detail::gemm(hv_w, rdelta, input(x, n).transpose(), false, scratch);                      // (Hv)_W = Rδ Xᵀ
+    else
+      metalearn::detail::gemm(hv_w, cols(buf.d, 0, 2 * n), input(x, 2 * n).transpose(), false, scratch);  // (Hv)_W = Rδ Aᵀ + δ RAᵀ
+    Eigen::Map<BVec>(hv + hv_w.size(), layer.output_size()) = rdelta.rowwise().sum();  // (Hv)_b = Rδ 1
+    if (g_prev) {
+      metalearn::detail::gemm(in_cols(*g_prev, 0, 2 * n), weights(layer, w).transpose(), cols(buf.d, 0, 2 * n), false, scratch);  // [RG | G] = Wᵀ [Rδ | δ]
+      metalearn::detail::gemm(in_cols(*g_prev, 0, n), weights(layer, v).transpose(), delta, true, scratch);  // RG += Vᵀ δ
+    }
+  }
+
+ private:
+  template <class GBlock, class DBlock>
+  static void delta_from(const Layer& layer, const GBlock& g, LayerBuffers<S>& buf, Index n, DBlock& delta) {
+    if constexpr (std::is_same_v<Act, Identity>) {
+      delta = g;
+    } else {
+      delta.array() = g.array() * layer.activation().derivative(cols(buf.z, 0, n).array(), cols(buf.a, 0, n).array());
+    }
+  }
+};
+
+}  // namespace detail
+}  // namespace metalearn::nn

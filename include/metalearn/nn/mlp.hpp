@@ -1,0 +1,391 @@
+#pragma once
+/// @file
+/// @brief Multi-layer perceptrons: a stack of dense layers fixed at compile time
+/// (`Mlp<float, Dense<1, 40, Relu>, Dense<40, 40, Relu>, Dense<40, 1>>`) or built at run time
+/// (`Mlp<float>({1, 40, 40, 1}, Relu{})`), with one interface.
+///
+/// **Parameter layout.** θ is one flat vector holding, for layer 1, 2, …, L in order,
+/// W_l (out_l × in_l, column-major: W_l(i, j) at offset_l + i + j·out_l) followed by b_l
+/// (out_l entries). `parameter_count() = Σ_l out_l (in_l + 1)`; `layer_offset(l)` gives
+/// the offset of W_l. A network stores no parameters; it is a cheap, copyable description.
+///
+/// **Passes.** The network exposes its passes as building blocks for objectives
+/// (`nn::Objective` uses them; a user may too, to plug in another loss):
+///   1. `forward(θ, X, ws)` → outputs Y = ws.outputs(n)
+///   2. write ∂L/∂Y into ws.output_gradient(n), then `backward(θ, X, ws, grad)`
+/// and, for Hessian-vector products in direction v,
+///   1. `forward_r(θ, v, X, ws)` → Y = ws.outputs(n), RY = ws.output_directions(n)
+///   2. write ∂L/∂Y into ws.output_gradient(n) and ∇²_Y L·RY into
+///      ws.output_gradient_directions(n), then `backward_r(θ, v, X, ws, hv)`.
+/// The derivation of each pass is in nn/dense.hpp.
+
+#include <metalearn/core/error.hpp>
+#include <metalearn/core/random.hpp>
+#include <metalearn/core/types.hpp>
+#include <metalearn/nn/activation.hpp>
+#include <metalearn/nn/dense.hpp>
+#include <metalearn/nn/init.hpp>
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace metalearn::nn {
+
+template <class Scalar, class... Layers>
+class Mlp;
+
+namespace detail {
+template <class Net, class S>
+struct MlpEngine;
+template <class Derived, class S>
+class MlpBase;
+}  // namespace detail
+
+/// Scratch memory of a network's passes for batches of up to `capacity()` examples. It
+/// grows on first use with a larger batch and is reused, without allocating, afterwards.
+/// Not shared between threads.
+template <class Scalar>
+class MlpWorkspace {
+ public:
+  /// The largest batch the workspace holds without growing.
+  Index capacity() const { return capacity_; }
+
+  /// Network outputs Y (outputs × n) of the last forward pass.
+  Eigen::Map<Matrix<Scalar>> outputs(Index n) { return block(last().a, 0, n); }
+  /// Directional derivatives RY of the outputs, after `forward_r`.
+  Eigen::Map<Matrix<Scalar>> output_directions(Index n) { return block(last().a, n, n); }
+  /// Where the caller writes ∂L/∂Y before `backward` or `backward_r`.
+  Eigen::Map<Matrix<Scalar>> output_gradient(Index n) { return block(last().g, n, n); }
+  /// Where the caller writes ∇²_Y L · RY before `backward_r`.
+  Eigen::Map<Matrix<Scalar>> output_gradient_directions(Index n) { return block(last().g, 0, n); }
+
+  /// Bytes held by the buffers.
+  std::size_t bytes() const {
+    std::size_t total = 0;
+    for (const auto& l : layers_) total += sizeof(Scalar) * static_cast<std::size_t>(4 * l.z.size());
+    return total + gemm_.bytes() + sizeof(Scalar) * static_cast<std::size_t>(staging_.size());
+  }
+
+ private:
+  template <class Net, class S>
+  friend struct detail::MlpEngine;
+  template <class Derived, class S>
+  friend class detail::MlpBase;
+
+  static Eigen::Map<Matrix<Scalar>> block(Matrix<Scalar>& m, Index first, Index n) {
+    return Eigen::Map<Matrix<Scalar>>(m.data() + first * m.rows(), m.rows(), n);
+  }
+  detail::LayerBuffers<Scalar>& last() { return layers_.back(); }
+
+  std::vector<detail::LayerBuffers<Scalar>> layers_;
+  metalearn::detail::GemmScratch<Scalar> gemm_;
+  Vector<Scalar> staging_;  // contiguous copy of strided inputs
+  Index capacity_ = 0;
+};
+
+namespace detail {
+
+/// The four passes, written once for any network that provides `layer_count()`,
+/// `layer_offset(l)`, `layer_output_size(l)` and `dispatch(l, f)` (calls f with the
+/// l-th layer as a `Dense<In, Out, Act>`).
+template <class Net, class S>
+struct MlpEngine {
+  static void prepare(const Net& net, MlpWorkspace<S>& ws, Index n) {
+    const Index layers = net.layer_count();
+    bool fits = static_cast<Index>(ws.layers_.size()) == layers && n <= ws.capacity_;
+    for (Index l = 0; fits && l < layers; ++l) fits = ws.layers_[l].z.rows() == net.layer_output_size(l);
+    if (fits) return;
+    const Index capacity = std::max(n, static_cast<Index>(ws.layers_.size()) == layers ? ws.capacity_ : Index(0));
+    ws.layers_.resize(static_cast<std::size_t>(layers));
+    for (Index l = 0; l < layers; ++l) ws.layers_[l].resize(net.layer_output_size(l), capacity);
+    ws.capacity_ = capacity;
+  }
+
+  static InputView<S> view(const Matrix<S>& m) { return {m.data(), m.rows(), m.cols()}; }
+
+  static void forward(const Net& net, const S* theta, const InputView<S>& x, MlpWorkspace<S>& ws, Index n) {
+    for (Index l = 0; l < net.layer_count(); ++l)
+      net.dispatch(l, [&](const auto& layer) {
+        using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
+        Ops::forward(layer, theta + net.layer_offset(l), l == 0 ? x : view(ws.layers_[l - 1].a), ws.layers_[l], n, ws.gemm_);
+      });
+  }
+
+  static void backward(const Net& net, const S* theta, const InputView<S>& x, MlpWorkspace<S>& ws, Index n,
+                       S* grad) {
+    for (Index l = net.layer_count() - 1; l >= 0; --l)
+      net.dispatch(l, [&](const auto& layer) {
+        using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
+        const Index off = net.layer_offset(l);
+        Ops::backward(layer, theta + off, l == 0 ? x : view(ws.layers_[l - 1].a), ws.layers_[l], n, grad + off,
+                      l == 0 ? nullptr : &ws.layers_[l - 1].g, ws.gemm_);
+      });
+  }
+
+  static void forward_r(const Net& net, const S* theta, const S* v, const InputView<S>& x, MlpWorkspace<S>& ws,
+                        Index n) {
+    for (Index l = 0; l < net.layer_count(); ++l)
+      net.dispatch(l, [&](const auto& layer) {
+        using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
+        const Index off = net.layer_offset(l);
+        Ops::forward_r(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == 0, ws.layers_[l], n, ws.gemm_);
+      });
+  }
+
+  static void backward_r(const Net& net, const S* theta, const S* v, const InputView<S>& x, MlpWorkspace<S>& ws,
+                         Index n, S* hv) {
+    for (Index l = net.layer_count() - 1; l >= 0; --l)
+      net.dispatch(l, [&](const auto& layer) {
+        using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
+        const Index off = net.layer_offset(l);
+        Ops::backward_r(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == 0, ws.layers_[l],
+                        n, hv + off, l == 0 ? nullptr : &ws.layers_[l - 1].g, ws.gemm_);
+      });
+  }
+};
+
+/// Members shared by both network kinds: sizes, layout, validation, initialisation and the
+/// public passes. `Derived` provides `layer_count()`, `layer_input_size(l)`,
+/// `layer_output_size(l)`, `layer_activation_name(l)` and `dispatch(l, f)`.
+template <class Derived, class S>
+class MlpBase {
+ public:
+  using Scalar = S;                         ///< float or double
+  using Workspace = MlpWorkspace<S>;        ///< scratch memory of the passes
+
+  /// Number of inputs (rows of X).
+  Index input_size() const { return self().layer_input_size(0); }
+  /// Number of outputs (rows of Y).
+  Index output_size() const { return self().layer_output_size(self().layer_count() - 1); }
+  /// Length of θ.
+  Index parameter_count() const { return offsets_.back(); }
+  /// Offset of W_l in θ (b_l follows at offset + out_l · in_l).
+  Index layer_offset(Index l) const { return offsets_[static_cast<std::size_t>(l)]; }
+
+  /// "1-40(relu)-40(relu)-1(identity)": widths and activations, for logs and checkpoints.
+  std::string describe() const {
+    std::string s = std::to_string(input_size());
+    for (Index l = 0; l < self().layer_count(); ++l)
+      s += "-" + std::to_string(self().layer_output_size(l)) + "(" + self().layer_activation_name(l) + ")";
+    return s;
+  }
+
+  /// Draws θ from `init` (weights in parameter order, biases zero).
+  void initialize(VectorRef<S> theta, Rng& rng, const Initializer& init = GlorotUniform{}) const {
+    metalearn::detail::check_size("nn::Mlp::initialize", "theta", theta.size(), parameter_count());
+    for (Index l = 0; l < self().layer_count(); ++l) {
+      const Index in = self().layer_input_size(l), out = self().layer_output_size(l);
+      S* w = theta.data() + layer_offset(l);
+      detail::initialize_layer(init, in, out, rng, Eigen::Map<Matrix<S>>(w, out, in),
+                               Eigen::Map<Vector<S>>(w + out * in, out));
+    }
+  }
+
+  /// Forward pass on the n = x.cols() examples of x; returns Y (outputs × n), a view into ws.
+  Eigen::Map<Matrix<S>> forward(ConstVectorRef<S> theta, ConstMatrixRef<S> x, Workspace& ws) const {
+    check("nn::Mlp::forward", theta, x);
+    Engine::prepare(self(), ws, x.cols());
+    Engine::forward(self(), theta.data(), input(x, ws), ws, x.cols());
+    return ws.outputs(x.cols());
+  }
+
+  /// Backward pass after `forward` on the same θ and x, with ∂L/∂Y in ws.output_gradient(n):
+  /// assigns ∇_θ L to grad.
+  void backward(ConstVectorRef<S> theta, ConstMatrixRef<S> x, Workspace& ws, VectorRef<S> grad) const {
+    check("nn::Mlp::backward", theta, x);
+    metalearn::detail::check_size("nn::Mlp::backward", "grad", grad.size(), parameter_count());
+    check_prepared("nn::Mlp::backward", ws, x.cols());
+    Engine::backward(self(), theta.data(), input(x, ws), ws, x.cols(), grad.data());
+  }
+
+  /// Forward and R-forward pass in direction v: Y = ws.outputs(n), RY = ws.output_directions(n).
+  void forward_r(ConstVectorRef<S> theta, ConstVectorRef<S> v, ConstMatrixRef<S> x, Workspace& ws) const {
+    check("nn::Mlp::forward_r", theta, x);
+    metalearn::detail::check_size("nn::Mlp::forward_r", "v", v.size(), parameter_count());
+    Engine::prepare(self(), ws, x.cols());
+    Engine::forward_r(self(), theta.data(), v.data(), input(x, ws), ws, x.cols());
+  }
+
+  /// Backward and R-backward pass after `forward_r`, with ∂L/∂Y and ∇²_Y L·RY written into
+  /// the workspace: assigns the Hessian-vector product H v to hv.
+  void backward_r(ConstVectorRef<S> theta, ConstVectorRef<S> v, ConstMatrixRef<S> x, Workspace& ws,
+                  VectorRef<S> hv) const {
+    check("nn::Mlp::backward_r", theta, x);
+    metalearn::detail::check_size("nn::Mlp::backward_r", "v", v.size(), parameter_count());
+    metalearn::detail::check_size("nn::Mlp::backward_r", "hv", hv.size(), parameter_count());
+    check_prepared("nn::Mlp::backward_r", ws, x.cols());
+    Engine::backward_r(self(), theta.data(), v.data(), input(x, ws), ws, x.cols(), hv.data());
+  }
+
+ protected:
+  using Engine = MlpEngine<Derived, S>;
+
+  void compute_offsets() {
+    offsets_.assign(1, 0);
+    for (Index l = 0; l < self().layer_count(); ++l)
+      offsets_.push_back(offsets_.back() + self().layer_output_size(l) * (self().layer_input_size(l) + 1));
+  }
+
+  /// The inputs as a contiguous view; strided inputs (a block of rows) are copied into the
+  /// workspace first (growing it on first use).
+  static InputView<S> input(const ConstMatrixRef<S>& x, Workspace& ws) {
+    if (x.outerStride() == x.rows() || x.cols() == 1) return {x.data(), x.rows(), x.cols()};
+    if (ws.staging_.size() < x.size()) ws.staging_.resize(x.size());
+    Eigen::Map<Matrix<S>>(ws.staging_.data(), x.rows(), x.cols()) = x;
+    return {ws.staging_.data(), x.rows(), x.cols()};
+  }
+
+  void check(const char* where, const ConstVectorRef<S>& theta, const ConstMatrixRef<S>& x) const {
+    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    metalearn::detail::check_size(where, "inputs", x.rows(), input_size(), "rows (features)");
+    if (x.cols() == 0) metalearn::detail::fail(where, "the batch is empty (inputs have 0 columns)");
+  }
+
+  void check_prepared(const char* where, const Workspace& ws, Index n) const {
+    if (static_cast<Index>(ws.layers_.size()) != self().layer_count() || ws.capacity_ < n)
+      metalearn::detail::fail(where, "the workspace does not hold a forward pass of ", n, " examples; run forward first");
+  }
+
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+
+  std::vector<Index> offsets_;
+};
+
+template <class Layer>
+inline constexpr bool is_dense_v = false;
+template <int In, int Out, class Act>
+inline constexpr bool is_dense_v<Dense<In, Out, Act>> = true;
+
+template <class... Layers>
+constexpr bool sizes_chain() {
+  constexpr std::array<int, sizeof...(Layers)> in{Layers::static_inputs...};
+  constexpr std::array<int, sizeof...(Layers)> out{Layers::static_outputs...};
+  for (std::size_t l = 1; l < sizeof...(Layers); ++l)
+    if (out[l - 1] != Eigen::Dynamic && in[l] != Eigen::Dynamic && out[l - 1] != in[l]) return false;
+  return true;
+}
+
+}  // namespace detail
+
+/// A network whose layers are fixed at compile time, e.g.
+/// `Mlp<float, Dense<1, 40, Relu>, Dense<40, 40, Relu>, Dense<40, 1>>`.
+/// Layer sizes may be `Eigen::Dynamic`, given to the layer's constructor.
+template <class Scalar, class... Layers>
+class Mlp : public detail::MlpBase<Mlp<Scalar, Layers...>, Scalar> {
+  static_assert(is_supported_scalar_v<Scalar>, "metalearn::nn::Mlp: Scalar must be float or double");
+  static_assert((detail::is_dense_v<Layers> && ...), "metalearn::nn::Mlp: every layer must be an nn::Dense<In, Out, Act>");
+  static_assert(detail::sizes_chain<Layers...>(),
+                "metalearn::nn::Mlp: each layer's In must equal the previous layer's Out");
+
+ public:
+  /// Layers default-constructed (requires compile-time sizes).
+  Mlp() : Mlp(Layers{}...) {}
+
+  /// The given layers (for run-time sizes or activation parameters).
+  explicit Mlp(Layers... layers) : layers_(std::move(layers)...) {
+    for (Index l = 1; l < layer_count(); ++l)
+      if (layer_input_size(l) != layer_output_size(l - 1))
+        metalearn::detail::fail("nn::Mlp", "layer ", l, " has ", layer_input_size(l), " inputs, expected ", layer_output_size(l - 1),
+                     " (the outputs of layer ", l - 1, ")");
+    this->compute_offsets();
+  }
+
+  /// Number of layers.
+  static constexpr Index layer_count() { return static_cast<Index>(sizeof...(Layers)); }
+  /// Inputs of layer l.
+  Index layer_input_size(Index l) const {
+    Index r = 0;
+    dispatch(l, [&](const auto& layer) { r = layer.input_size(); });
+    return r;
+  }
+  /// Outputs of layer l.
+  Index layer_output_size(Index l) const {
+    Index r = 0;
+    dispatch(l, [&](const auto& layer) { r = layer.output_size(); });
+    return r;
+  }
+  /// Activation name of layer l.
+  std::string layer_activation_name(Index l) const {
+    std::string r;
+    dispatch(l, [&](const auto& layer) { r = layer.activation().name; });
+    return r;
+  }
+
+  /// Calls f(layer) with the l-th layer (internal; used by the passes).
+  template <class F>
+  void dispatch(Index l, F&& f) const {
+    dispatch_impl(l, f, std::index_sequence_for<Layers...>{});
+  }
+
+ private:
+  template <class F, std::size_t... I>
+  void dispatch_impl(Index l, F& f, std::index_sequence<I...>) const {
+    ((static_cast<Index>(I) == l ? (f(std::get<I>(layers_)), 0) : 0), ...);
+  }
+
+  std::tuple<Layers...> layers_;
+};
+
+/// A network built at run time from layer widths and activations, e.g.
+/// `Mlp<float>({1, 40, 40, 1}, Relu{})` (hidden layers ReLU, output layer linear).
+template <class Scalar>
+class Mlp<Scalar> : public detail::MlpBase<Mlp<Scalar>, Scalar> {
+  static_assert(is_supported_scalar_v<Scalar>, "metalearn::nn::Mlp: Scalar must be float or double");
+
+ public:
+  /// widths = {inputs, hidden..., outputs}; `hidden` for every layer but the last, `output`
+  /// for the last.
+  explicit Mlp(std::vector<Index> widths, Activation hidden = Relu{}, Activation output = Identity{})
+      : widths_(std::move(widths)) {
+    check_widths();
+    activations_.assign(widths_.size() - 1, hidden);
+    activations_.back() = output;
+    this->compute_offsets();
+  }
+
+  /// widths = {inputs, ..., outputs} and one activation per layer (widths.size() − 1).
+  Mlp(std::vector<Index> widths, std::vector<Activation> activations)
+      : widths_(std::move(widths)), activations_(std::move(activations)) {
+    check_widths();
+    if (activations_.size() + 1 != widths_.size())
+      metalearn::detail::fail("nn::Mlp", "got ", activations_.size(), " activations, expected ", widths_.size() - 1,
+                   " (one per layer)");
+    this->compute_offsets();
+  }
+
+  /// Number of layers.
+  Index layer_count() const { return static_cast<Index>(activations_.size()); }
+  /// Inputs of layer l.
+  Index layer_input_size(Index l) const { return widths_[static_cast<std::size_t>(l)]; }
+  /// Outputs of layer l.
+  Index layer_output_size(Index l) const { return widths_[static_cast<std::size_t>(l) + 1]; }
+  /// Activation name of layer l.
+  std::string layer_activation_name(Index l) const { return activation_name(activations_[static_cast<std::size_t>(l)]); }
+
+  /// Calls f(layer) with the l-th layer as a `Dense<Dynamic, Dynamic, Act>` (internal).
+  template <class F>
+  void dispatch(Index l, F&& f) const {
+    std::visit(
+        [&](const auto& act) {
+          f(Dense<Eigen::Dynamic, Eigen::Dynamic, std::decay_t<decltype(act)>>(layer_input_size(l),
+                                                                                layer_output_size(l), act));
+        },
+        activations_[static_cast<std::size_t>(l)]);
+  }
+
+ private:
+  void check_widths() const {
+    if (widths_.size() < 2) metalearn::detail::fail("nn::Mlp", "needs at least 2 widths (inputs and outputs), got ", widths_.size());
+    for (std::size_t i = 0; i < widths_.size(); ++i)
+      if (widths_[i] <= 0) metalearn::detail::fail("nn::Mlp", "width ", i, " is ", widths_[i], ", expected > 0");
+  }
+
+  std::vector<Index> widths_;
+  std::vector<Activation> activations_;
+};
+
+}  // namespace metalearn::nn

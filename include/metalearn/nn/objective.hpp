@@ -1,0 +1,130 @@
+#pragma once
+/// @file
+/// @brief A network and a loss: a differentiable model in the sense of metalearn/model.hpp.
+
+#include <metalearn/core/batch.hpp>
+#include <metalearn/core/error.hpp>
+#include <metalearn/core/random.hpp>
+#include <metalearn/core/types.hpp>
+#include <metalearn/nn/init.hpp>
+#include <metalearn/nn/loss.hpp>
+
+#include <functional>
+#include <string>
+#include <utility>
+
+namespace metalearn::nn {
+
+/// L(θ; batch) = loss(network(θ, inputs), targets), with the exact gradient (backprop) and the
+/// exact Hessian-vector product (Pearlmutter's R-operator), all written by hand.
+///
+/// Every member checks its arguments before writing anything; on bad input it throws
+/// `metalearn::invalid_argument` and leaves its outputs untouched. The workspace grows on
+/// the first call with a larger batch and is then reused without allocating.
+/// @tparam Net  `nn::Mlp<...>` (or any type with the same passes)
+/// @tparam Loss `MeanSquaredError`, `SoftmaxCrossEntropy` or `BinaryCrossEntropyWithLogits`
+template <class Net, class Loss>
+class Objective {
+ public:
+  using Scalar = typename Net::Scalar;                          ///< float or double
+  using Network = Net;                                          ///< the network type
+  using LossFunction = Loss;                                    ///< the loss type
+  using Target = typename Loss::template target_type<Scalar>;  ///< targets of a batch
+  using Batch = metalearn::Batch<Matrix<Scalar>, Target>;      ///< inputs (features × n) and targets
+  using Workspace = typename Net::Workspace;                    ///< scratch memory, one per thread
+
+  /// @param net   the network
+  /// @param loss  the loss on its outputs
+  /// @param init  how `initialize` draws the weights (biases are zero)
+  explicit Objective(Net net, Loss loss = Loss{}, Initializer init = GlorotUniform{})
+      : net_(std::move(net)), loss_(std::move(loss)), init_(init) {
+    loss_.check_outputs("nn::Objective", net_.output_size());
+  }
+
+  /// Length of θ.
+  Index parameter_count() const { return net_.parameter_count(); }
+  /// Number of inputs (rows of a batch's inputs).
+  Index input_size() const { return net_.input_size(); }
+  /// Number of outputs (rows of `predict`'s result).
+  Index output_size() const { return net_.output_size(); }
+  /// The network.
+  const Net& network() const { return net_; }
+  /// The loss.
+  const Loss& loss_function() const { return loss_; }
+  /// The initialisation scheme.
+  const Initializer& initializer() const { return init_; }
+  /// "1-40(relu)-40(relu)-1(identity) mse": the model's shape, for logs and checkpoints.
+  std::string describe() const { return net_.describe() + " " + Loss::name; }
+
+  /// Draws θ with the objective's initialisation scheme.
+  void initialize(VectorRef<Scalar> theta, Rng& rng) const { net_.initialize(theta, rng, init_); }
+
+  /// L(θ; batch).
+  Scalar loss(ConstVectorRef<Scalar> theta, const Batch& batch, Workspace& ws) const {
+    check_batch("nn::Objective::loss", theta, batch);
+    const auto y = net_.forward(theta, batch.inputs, ws);
+    return loss_.template value<Scalar>(y, batch.targets);
+  }
+
+  /// L(θ; batch); assigns ∇_θ L to grad.
+  Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad,
+                           Workspace& ws) const {
+    constexpr const char* where = "nn::Objective::loss_and_gradient";
+    check_batch(where, theta, batch);
+    metalearn::detail::check_size(where, "grad", grad.size(), parameter_count());
+    check_no_alias(where, "grad", grad.data(), theta.data());
+    const Index n = batch.size();
+    const auto y = net_.forward(theta, batch.inputs, ws);
+    const Scalar value = loss_.template value_and_gradient<Scalar>(y, batch.targets, ws.output_gradient(n));
+    net_.backward(theta, batch.inputs, ws, grad);
+    return value;
+  }
+
+  /// Assigns the exact Hessian-vector product ∇²_θ L(θ; batch) · v to hv.
+  void hessian_vector_product(ConstVectorRef<Scalar> theta, const Batch& batch, ConstVectorRef<Scalar> v,
+                              VectorRef<Scalar> hv, Workspace& ws) const {
+    constexpr const char* where = "nn::Objective::hessian_vector_product";
+    check_batch(where, theta, batch);
+    metalearn::detail::check_size(where, "v", v.size(), parameter_count());
+    metalearn::detail::check_size(where, "hv", hv.size(), parameter_count());
+    check_no_alias(where, "hv", hv.data(), theta.data());
+    check_no_alias(where, "hv", hv.data(), v.data());
+    const Index n = batch.size();
+    net_.forward_r(theta, v, batch.inputs, ws);
+    const auto y = ws.outputs(n);
+    loss_.template value_and_gradient<Scalar>(y, batch.targets, ws.output_gradient(n));
+    loss_.template hessian_vector_product<Scalar>(y, batch.targets, ws.output_directions(n),
+                                                  ws.output_gradient_directions(n));
+    net_.backward_r(theta, v, batch.inputs, ws, hv);
+  }
+
+  /// Assigns the network outputs for `inputs` (features × n) to `outputs` (outputs × n).
+  void predict(ConstVectorRef<Scalar> theta, ConstMatrixRef<Scalar> inputs, MatrixRef<Scalar> outputs,
+               Workspace& ws) const {
+    constexpr const char* where = "nn::Objective::predict";
+    if (outputs.rows() != output_size() || outputs.cols() != inputs.cols())
+      metalearn::detail::fail(where, "outputs are ", outputs.rows(), " x ", outputs.cols(), ", expected ", output_size(), " x ",
+                   inputs.cols());
+    metalearn::detail::check_finite(where, "inputs", inputs);
+    outputs = net_.forward(theta, inputs, ws);
+  }
+
+ private:
+  void check_batch(const char* where, const ConstVectorRef<Scalar>& theta, const Batch& batch) const {
+    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    if (batch.size() == 0) metalearn::detail::fail(where, "the batch is empty (0 examples)");
+    metalearn::detail::check_size(where, "inputs", batch.inputs.rows(), input_size(), "rows (features)");
+    metalearn::detail::check_finite(where, "inputs", batch.inputs);
+    loss_.template check_targets<Scalar>(where, output_size(), batch.size(), batch.targets);
+  }
+
+  static void check_no_alias(const char* where, const char* out, const Scalar* a, const Scalar* b) {
+    if (a == b) metalearn::detail::fail(where, out, " must not be the same vector as an input");
+  }
+
+  Net net_;
+  Loss loss_;
+  Initializer init_;
+};
+
+}  // namespace metalearn::nn

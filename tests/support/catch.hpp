@@ -1,0 +1,14 @@
+#pragma once
+// Catch2 v2 / v3 compatibility: include this instead of a Catch2 header.
+#if defined(METALEARN_TEST_MAJOR_CATCH) && METALEARN_TEST_MAJOR_CATCH >= 3
+#include <catch2/catch_approx.hpp>
+#include <catch2/catch_template_test_macros.hpp>
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+#else
+#include <catch2/catch.hpp>
+namespace Catch {
+using Detail::Approx;  // v3 spells it Catch::Approx
+}  // namespace Catch
+#endif
