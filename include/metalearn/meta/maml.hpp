@@ -1,0 +1,338 @@
+#pragma once
+/// @file
+/// @brief MAML (Finn et al. 2017): the inner/outer loop for any model that meets the contract
+/// of metalearn/model.hpp, with first-order and exact second-order meta-gradients.
+///
+/// For a task with support set s and query set q, K inner steps of gradient descent
+///   θ₀ = θ,   θ_{k+1} = θ_k − α c(∇L_s(θ_k))        (c: optional clipping, else identity)
+/// and the meta-loss of the task is L_q(θ_K), or with per-step weights w_k (MAML++'s
+/// multi-step loss) Σ_{k=1..K} w_k L_q(θ_k). The meta-loss of a meta-batch is the mean over
+/// its tasks, and the meta-gradient is its gradient with respect to θ:
+///   second order (exact):  u ← w_K ∇L_q(θ_K);  for k = K−1 … 0:
+///                          u ← u − α H_s(θ_k) J_c(θ_k)ᵀ u   (+ w_k ∇L_q(θ_k) for k ≥ 1)
+///                          with H_s the support Hessian (exact Hessian-vector products, no
+///                          graph) and J_c the Jacobian of the clip (identity without one);
+///                          it stores θ₀…θ_K: memory O(K · parameters);
+///   first order:           Σ_k w_k ∇L_q(θ_k), i.e. ∇L_q(θ_K) without weights — the
+///                          derivative of θ_K with respect to θ taken as the identity;
+///                          memory O(parameters).
+/// Order::second_finite_difference computes the second-order recursion with H_s v
+/// approximated by central differences of gradients (`finite_difference_hvp`), for models
+/// without an exact `hessian_vector_product`; it is never chosen silently.
+///
+/// The tasks of a meta-batch run on `threads` workers (each with its own workspace); the
+/// per-task results are added in task order, so the result is bit-identical for any thread
+/// count. After the first call with a given shape, `meta_loss_and_gradient` and `adapt` do
+/// not allocate.
+
+#include <metalearn/core/error.hpp>
+#include <metalearn/core/types.hpp>
+#include <metalearn/model.hpp>
+#include <metalearn/optim/clip.hpp>
+#include <metalearn/parallel/thread_pool.hpp>
+#include <metalearn/tasks/task.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace metalearn {
+
+/// Which meta-gradient MAML computes.
+enum class Order {
+  first,                    ///< first-order MAML: ∇L_q at the adapted parameters
+  second,                   ///< exact second order, with the model's hessian_vector_product
+  second_finite_difference  ///< second order with Hessian-vector products by differences of gradients
+};
+
+/// Options of `Maml`.
+struct MamlOptions {
+  double inner_lr = 0.01;            ///< α, the inner-loop learning rate (finite, > 0)
+  int inner_steps = 1;               ///< K, inner steps during meta-training (≥ 0; ≥ 1 for second order)
+  Order order = Order::second;       ///< meta-gradient
+  Clip inner_clip{};                 ///< clipping of each inner gradient (off by default)
+  std::vector<double> step_weights;  ///< w_1…w_K of the query losses after each step; empty: only w_K = 1
+  int threads = 1;                   ///< workers for the tasks of a meta-batch (≥ 1)
+};
+
+namespace detail {
+template <class W, class = void>
+struct has_bytes : std::false_type {};
+template <class W>
+struct has_bytes<W, std::void_t<decltype(std::declval<const W&>().bytes())>> : std::true_type {};
+}  // namespace detail
+
+/// MAML for a model type `Model` (see metalearn/model.hpp).
+template <class Model>
+class Maml {
+  static_assert(check_model<Model>());
+
+ public:
+  using Scalar = typename Model::Scalar;  ///< float or double
+  using Batch = typename Model::Batch;    ///< the model's batch
+  using Task = metalearn::Task<Batch>;    ///< support and query batches
+
+  /// Checks the options (throws `invalid_argument` naming the bad one).
+  explicit Maml(Model model, MamlOptions options = {}) : model_(std::move(model)), options_(std::move(options)) {
+    constexpr const char* where = "Maml";
+    detail::check_positive(where, "inner_lr", options_.inner_lr);
+    if (options_.inner_steps < 0) detail::fail(where, "inner_steps must be >= 0, got ", options_.inner_steps);
+    if (options_.order != Order::first && options_.inner_steps == 0)
+      detail::fail(where, "second order needs inner_steps >= 1 (with 0 steps there is nothing to differentiate "
+                          "through); use Order::first");
+    if constexpr (!model_traits<Model>::has_hessian_vector_product) {
+      if (options_.order == Order::second)
+        detail::fail(where, "the model has no hessian_vector_product, so exact second order is impossible; choose "
+                            "Order::second_finite_difference (approximate) or Order::first");
+    }
+    options_.inner_clip.validate(where);
+    if (!options_.step_weights.empty()) {
+      if (static_cast<int>(options_.step_weights.size()) != options_.inner_steps)
+        detail::fail(where, "step_weights has ", options_.step_weights.size(), " entries, expected inner_steps = ",
+                     options_.inner_steps);
+      for (double w : options_.step_weights)
+        if (!std::isfinite(w)) detail::fail(where, "step_weights must be finite, got ", w);
+    }
+    if (options_.threads < 1) detail::fail(where, "threads must be >= 1, got ", options_.threads);
+    const Index p = model_.parameter_count();
+    if (p <= 0) detail::fail(where, "the model has ", p, " parameters, expected > 0");
+    workers_.resize(static_cast<std::size_t>(options_.threads));
+    if (options_.threads > 1) pool_ = std::make_unique<parallel::ThreadPool>(options_.threads);
+    sum_.resize(p);
+  }
+
+  /// The model.
+  const Model& model() const { return model_; }
+  /// The options.
+  const MamlOptions& options() const { return options_; }
+  /// Length of θ.
+  Index parameter_count() const { return model_.parameter_count(); }
+
+  /// Fast weights after `steps` inner steps on `support` (default: options().inner_steps),
+  /// written to `fast` (which may be θ itself). Does not allocate after the first call.
+  void adapt(ConstVectorRef<Scalar> theta, const Batch& support, VectorRef<Scalar> fast, int steps = -1) {
+    constexpr const char* where = "Maml::adapt";
+    const Index p = parameter_count();
+    detail::check_size(where, "theta", theta.size(), p);
+    detail::check_size(where, "fast", fast.size(), p);
+    if (support.size() == 0) detail::fail(where, "the support set is empty");
+    if (steps < 0) steps = options_.inner_steps;
+    Worker& wk = workers_[0];
+    wk.prepare(p, 0, false, false, false);
+    wk.thetas.col(0) = theta;
+    for (int k = 0; k < steps; ++k) {
+      model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.ws);
+      if (options_.inner_clip.enabled()) options_.inner_clip.template apply<Scalar>(wk.g);
+      wk.thetas.col((k + 1) & 1) = wk.thetas.col(k & 1) - alpha() * wk.g;  // θ_{k+1} = θ_k − α c(∇L_s(θ_k))
+    }
+    fast = wk.thetas.col(steps & 1);
+  }
+
+  /// Convenience: the fast weights as a new vector.
+  Vector<Scalar> adapt(ConstVectorRef<Scalar> theta, const Batch& support, int steps = -1) {
+    Vector<Scalar> fast(parameter_count());
+    adapt(theta, support, fast, steps);
+    return fast;
+  }
+
+  /// Mean meta-loss over `tasks` (any container with size() and operator[] giving `Task`s),
+  /// and its meta-gradient (of the chosen order) assigned to `grad`. On bad input (a wrong
+  /// size, an empty support or query set, a batch the model rejects) it throws and `grad` is
+  /// unchanged.
+  template <class Tasks>
+  Scalar meta_loss_and_gradient(ConstVectorRef<Scalar> theta, const Tasks& tasks, VectorRef<Scalar> grad) {
+    constexpr const char* where = "Maml::meta_loss_and_gradient";
+    const Index p = parameter_count();
+    detail::check_size(where, "grad", grad.size(), p);
+    if (grad.data() == theta.data()) detail::fail(where, "grad must not be the same vector as theta");
+    const Index count = check_tasks(where, theta, tasks);
+    for (auto& wk : workers_) prepare(wk);
+    Scalar loss = 0;
+    if (!pool_ || count == 1) {
+      sum_.setZero();
+      Worker& wk = workers_[0];
+      for (Index t = 0; t < count; ++t) {
+        loss += task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], wk.out, t);
+        sum_ += wk.out;
+      }
+    } else {
+      if (task_grads_.rows() != p || task_grads_.cols() < count) task_grads_.resize(p, count);
+      if (task_losses_.size() < count) task_losses_.resize(count);
+      auto item = [&](Index t, int worker) {
+        task_losses_[t] = task_gradient(workers_[static_cast<std::size_t>(worker)], theta,
+                                        tasks[static_cast<std::size_t>(t)], task_grads_.col(t), t);
+      };
+      pool_->run(count, item);
+      sum_.setZero();
+      for (Index t = 0; t < count; ++t) {  // fixed order: bit-identical for any thread count
+        loss += task_losses_[t];
+        sum_ += task_grads_.col(t);
+      }
+    }
+    const Scalar inv = Scalar(1) / static_cast<Scalar>(count);
+    grad = sum_ * inv;
+    return loss * inv;
+  }
+
+  /// Mean meta-loss over `tasks` without the gradient (for validation).
+  template <class Tasks>
+  Scalar meta_loss(ConstVectorRef<Scalar> theta, const Tasks& tasks) {
+    const Index count = check_tasks("Maml::meta_loss", theta, tasks);
+    Worker& wk = workers_[0];
+    const int steps = options_.inner_steps;
+    Scalar loss = 0;
+    for (Index t = 0; t < count; ++t) {
+      const Task& task = tasks[static_cast<std::size_t>(t)];
+      wk.prepare(parameter_count(), 0, false, false, false);
+      wk.thetas.col(0) = theta;
+      for (int k = 0; k < steps; ++k) {
+        model_.loss_and_gradient(wk.thetas.col(k & 1), task.support, wk.g, wk.ws);
+        if (options_.inner_clip.enabled()) options_.inner_clip.template apply<Scalar>(wk.g);
+        wk.thetas.col((k + 1) & 1) = wk.thetas.col(k & 1) - alpha() * wk.g;
+        if (!options_.step_weights.empty() && k + 1 < steps && options_.step_weights[static_cast<std::size_t>(k)] != 0)
+          loss += static_cast<Scalar>(options_.step_weights[static_cast<std::size_t>(k)]) *
+                  evaluate_loss(model_, wk.thetas.col((k + 1) & 1), task.query, wk.ws);
+      }
+      loss += final_weight() * evaluate_loss(model_, wk.thetas.col(steps & 1), task.query, wk.ws);
+    }
+    return loss / static_cast<Scalar>(count);
+  }
+
+  /// Bytes held by the workspaces and the stored inner states (θ_k, gradients).
+  std::size_t bytes() const {
+    std::size_t total = sizeof(Scalar) * static_cast<std::size_t>(sum_.size() + task_grads_.size() + task_losses_.size());
+    for (const auto& w : workers_) total += w.bytes();
+    return total;
+  }
+
+ private:
+  struct Worker {
+    typename Model::Workspace ws{};
+    Matrix<Scalar> thetas;  // θ₀…θ_K (second order), or two alternating columns
+    Matrix<Scalar> raw;     // raw inner gradients (second order with clipping)
+    Matrix<Scalar> query;   // query gradients at θ₁…θ_{K−1} (second order with step weights)
+    Vector<Scalar> g, u, w, hv, qg, clip_scratch, out;
+    FiniteDifferenceScratch<Scalar> fd;
+
+    void prepare(Index p, int steps, bool second, bool clip, bool weights) {
+      const Index cols = second ? std::max(steps + 1, 2) : 2;
+      if (thetas.rows() != p || thetas.cols() < cols) thetas.resize(p, cols);
+      if (second && clip && (raw.rows() != p || raw.cols() < steps)) raw.resize(p, steps);
+      if (second && weights && (query.rows() != p || query.cols() < steps)) query.resize(p, steps);
+      for (Vector<Scalar>* v : {&g, &u, &w, &hv, &qg, &clip_scratch, &out})
+        if (v->size() != p) v->resize(p);
+    }
+
+    std::size_t bytes() const {
+      std::size_t total = sizeof(Scalar) * static_cast<std::size_t>(thetas.size() + raw.size() + query.size() + g.size() +
+                                                                    u.size() + w.size() + hv.size() + qg.size() +
+                                                                    clip_scratch.size() + out.size() +
+                                                                    fd.shifted.size() + fd.gradient.size());
+      if constexpr (detail::has_bytes<typename Model::Workspace>::value) total += ws.bytes();
+      return total;
+    }
+  };
+
+  void prepare(Worker& wk) const {
+    wk.prepare(parameter_count(), options_.inner_steps, options_.order != Order::first, options_.inner_clip.enabled(),
+               !options_.step_weights.empty());
+  }
+
+  Scalar alpha() const { return static_cast<Scalar>(options_.inner_lr); }
+  Scalar weight(int k) const {  // w_k, k = 1…K
+    return options_.step_weights.empty() ? Scalar(k == options_.inner_steps ? 1 : 0)
+                                         : static_cast<Scalar>(options_.step_weights[static_cast<std::size_t>(k - 1)]);
+  }
+  Scalar final_weight() const { return options_.inner_steps == 0 ? Scalar(1) : weight(options_.inner_steps); }
+
+  template <class Tasks>
+  Index check_tasks(const char* where, const ConstVectorRef<Scalar>& theta, const Tasks& tasks) const {
+    detail::check_size(where, "theta", theta.size(), parameter_count());
+    const auto count = static_cast<Index>(tasks.size());
+    if (count == 0) detail::fail(where, "the meta-batch has no tasks");
+    for (Index t = 0; t < count; ++t) {
+      const Task& task = tasks[static_cast<std::size_t>(t)];
+      if (task.support.size() == 0) detail::fail(where, "task ", t, ": the support set is empty");
+      if (task.query.size() == 0) detail::fail(where, "task ", t, ": the query set is empty");
+    }
+    return count;
+  }
+
+  void hessian_vector_product(Worker& wk, ConstVectorRef<Scalar> theta, const Batch& batch, ConstVectorRef<Scalar> v,
+                              VectorRef<Scalar> hv) const {
+    if constexpr (model_traits<Model>::has_hessian_vector_product) {
+      if (options_.order == Order::second) {
+        model_.hessian_vector_product(theta, batch, v, hv, wk.ws);
+        return;
+      }
+    }
+    finite_difference_hvp(model_, theta, batch, v, hv, wk.ws, wk.fd);
+  }
+
+  // Meta-loss of one task; its meta-gradient into `out`. Labels model errors with the task.
+  Scalar task_gradient(Worker& wk, ConstVectorRef<Scalar> theta, const Task& task, VectorRef<Scalar> out, Index t) {
+    try {
+      return task_gradient_impl(wk, theta, task, out);
+    } catch (const metalearn::invalid_argument& e) {
+      throw metalearn::invalid_argument(detail::concat("metalearn: Maml: task ", t, ": ", e.what()));
+    }
+  }
+
+  Scalar task_gradient_impl(Worker& wk, ConstVectorRef<Scalar> theta, const Task& task, VectorRef<Scalar> out) {
+    const int steps = options_.inner_steps;
+    const bool second = options_.order != Order::first;
+    const bool clip = options_.inner_clip.enabled();
+    const bool weighted = !options_.step_weights.empty();
+    auto col = [&](int k) { return second ? Index(k) : Index(k & 1); };
+
+    Scalar loss = 0;
+    wk.u.setZero();
+    wk.thetas.col(0) = theta;
+    for (int k = 0; k < steps; ++k) {
+      model_.loss_and_gradient(wk.thetas.col(col(k)), task.support, wk.g, wk.ws);  // g = ∇L_s(θ_k)
+      if (clip) {
+        if (second) wk.raw.col(k) = wk.g;
+        options_.inner_clip.template apply<Scalar>(wk.g);
+      }
+      wk.thetas.col(col(k + 1)) = wk.thetas.col(col(k)) - alpha() * wk.g;  // θ_{k+1} = θ_k − α c(g)
+      const Scalar wq = weight(k + 1);
+      if (k + 1 < steps && wq != Scalar(0)) {  // multi-step loss: w_{k+1} L_q(θ_{k+1})
+        if (second) {
+          loss += wq * model_.loss_and_gradient(wk.thetas.col(col(k + 1)), task.query, wk.query.col(k + 1), wk.ws);
+          wk.query.col(k + 1) *= wq;
+        } else {
+          loss += wq * model_.loss_and_gradient(wk.thetas.col(col(k + 1)), task.query, wk.qg, wk.ws);
+          wk.u += wq * wk.qg;  // first order: Σ w_k ∇L_q(θ_k)
+        }
+      }
+    }
+    const Scalar wk_final = final_weight();
+    loss += wk_final * model_.loss_and_gradient(wk.thetas.col(col(steps)), task.query, wk.qg, wk.ws);
+    wk.u += wk_final * wk.qg;  // u = w_K ∇L_q(θ_K) (+ first-order terms)
+    if (second) {
+      for (int k = steps - 1; k >= 0; --k) {
+        wk.w = wk.u;
+        if (clip) options_.inner_clip.template jacobian_transpose_product<Scalar>(wk.raw.col(k), wk.w, wk.clip_scratch);  // w = J_cᵀ u
+        hessian_vector_product(wk, wk.thetas.col(k), task.support, wk.w, wk.hv);  // H_s(θ_k) w
+        wk.u -= alpha() * wk.hv;                                                  // u ← u − α H_s(θ_k) w
+        if (k >= 1 && weighted && weight(k) != Scalar(0)) wk.u += wk.query.col(k);  // + w_k ∇L_q(θ_k)
+      }
+    }
+    out = wk.u;
+    return loss;
+  }
+
+  Model model_;
+  MamlOptions options_;
+  std::vector<Worker> workers_;
+  std::unique_ptr<parallel::ThreadPool> pool_;
+  Vector<Scalar> sum_;
+  Matrix<Scalar> task_grads_;
+  Vector<Scalar> task_losses_;
+};
+
+}  // namespace metalearn

@@ -1,0 +1,135 @@
+#pragma once
+/// @file
+/// @brief The meta-training loop: sample a meta-batch, compute the meta-gradient, update θ
+/// with a meta-optimizer, report progress; never applying a non-finite update.
+
+#include <metalearn/core/error.hpp>
+#include <metalearn/core/types.hpp>
+#include <metalearn/optim/clip.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace metalearn {
+
+/// What the trainer does when a meta-loss or meta-gradient is not finite. In both cases θ and
+/// the optimizer state are left untouched.
+enum class NonFinitePolicy {
+  throw_error,  ///< throw `metalearn::numerical_error`
+  skip          ///< skip the update and report it through `Progress::skipped`
+};
+
+/// Options of `MetaTrainer`.
+struct TrainerOptions {
+  Index meta_batch = 25;                                  ///< tasks per meta-iteration (> 0)
+  NonFinitePolicy on_non_finite = NonFinitePolicy::throw_error;  ///< see NonFinitePolicy
+  Clip meta_clip{};                                       ///< clipping of the meta-gradient (off by default)
+};
+
+/// Passed to the callback after every meta-iteration.
+struct Progress {
+  Index iteration = 0;          ///< meta-iterations completed, over the trainer's lifetime
+  double meta_loss = 0;         ///< meta-loss of this iteration's meta-batch (before the update)
+  double elapsed_seconds = 0;   ///< since this `run` began
+  bool skipped = false;         ///< this iteration's update was skipped (non-finite, policy skip)
+  Index skipped_total = 0;      ///< updates skipped over the trainer's lifetime
+};
+
+/// Meta-trains θ: each iteration draws `meta_batch` tasks from the sampler, asks the
+/// algorithm for the meta-gradient and lets the optimizer update θ.
+///   Algorithm: `Scalar`, `Task`, `parameter_count()`, `meta_loss_and_gradient(θ, tasks, grad)`
+///              (e.g. `Maml<Model>`)
+///   Optimizer: `step(θ, grad)` (e.g. `optim::Adam<Scalar>`)
+///   Sampler:   `sample(Task&)` filling one task (e.g. `tasks::SineTasks<Scalar>`)
+/// The trainer holds references to all three: they must outlive it. Storage for the
+/// meta-batch and the gradient is allocated once.
+template <class Algorithm, class Optimizer, class Sampler>
+class MetaTrainer {
+ public:
+  using Scalar = typename Algorithm::Scalar;  ///< float or double
+  using Task = typename Algorithm::Task;      ///< one task
+
+  /// Checks the options and sizes the meta-batch storage.
+  MetaTrainer(Algorithm& algorithm, Optimizer& optimizer, Sampler& sampler, TrainerOptions options = {})
+      : algorithm_(algorithm), optimizer_(optimizer), sampler_(sampler), options_(options) {
+    if (options_.meta_batch <= 0) detail::fail("MetaTrainer", "meta_batch must be > 0, got ", options_.meta_batch);
+    options_.meta_clip.validate("MetaTrainer");
+    tasks_.resize(static_cast<std::size_t>(options_.meta_batch));
+    grad_.resize(algorithm_.parameter_count());
+  }
+
+  /// Runs up to `iterations` meta-iterations on θ. After each one calls `callback(progress)`;
+  /// a callback returning `false` stops training (one returning void never does). Returns the
+  /// number of iterations run. If the policy is `throw_error`, a non-finite meta-gradient
+  /// throws `numerical_error` with θ and the optimizer untouched.
+  template <class Callback>
+  Index run(VectorRef<Scalar> theta, Index iterations, Callback&& callback) {
+    detail::check_size("MetaTrainer::run", "theta", theta.size(), algorithm_.parameter_count());
+    if (iterations < 0) detail::fail("MetaTrainer::run", "iterations must be >= 0, got ", iterations);
+    const auto start = std::chrono::steady_clock::now();
+    for (Index i = 0; i < iterations; ++i) {
+      for (auto& task : tasks_) sampler_.sample(task);
+      const Scalar loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_);
+      Progress progress;
+      if (!std::isfinite(static_cast<double>(loss)) || !grad_.allFinite()) {
+        if (options_.on_non_finite == NonFinitePolicy::throw_error)
+          throw numerical_error(detail::concat("metalearn: MetaTrainer: meta-iteration ", iteration_ + 1,
+                                               ": non-finite meta-", std::isfinite(static_cast<double>(loss)) ? "gradient" : "loss",
+                                               " (meta-loss ", loss, "); parameters and optimizer state left unchanged"));
+        progress.skipped = true;
+        ++skipped_;
+      } else {
+        options_.meta_clip.template apply<Scalar>(grad_);
+        optimizer_.step(theta, grad_);
+      }
+      ++iteration_;
+      progress.iteration = iteration_;
+      progress.meta_loss = static_cast<double>(loss);
+      progress.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      progress.skipped_total = skipped_;
+      if constexpr (std::is_same_v<std::invoke_result_t<Callback&, const Progress&>, void>) {
+        callback(static_cast<const Progress&>(progress));
+      } else {
+        if (!callback(static_cast<const Progress&>(progress))) return i + 1;
+      }
+    }
+    return iterations;
+  }
+
+  /// Runs `iterations` meta-iterations without a callback.
+  Index run(VectorRef<Scalar> theta, Index iterations) {
+    return run(theta, iterations, [](const Progress&) {});
+  }
+
+  /// Meta-iterations completed over the trainer's lifetime (saved in checkpoints).
+  Index iteration() const { return iteration_; }
+  /// Updates skipped over the trainer's lifetime.
+  Index skipped() const { return skipped_; }
+  /// Restores the counters (checkpoints).
+  void restore(Index iteration, Index skipped) {
+    if (iteration < 0 || skipped < 0 || skipped > iteration)
+      detail::fail("MetaTrainer::restore", "counters must satisfy 0 <= skipped <= iteration, got ", skipped, " and ",
+                   iteration);
+    iteration_ = iteration;
+    skipped_ = skipped;
+  }
+  /// The last meta-batch drawn.
+  const std::vector<Task>& tasks() const { return tasks_; }
+  /// The options.
+  const TrainerOptions& options() const { return options_; }
+
+ private:
+  Algorithm& algorithm_;
+  Optimizer& optimizer_;
+  Sampler& sampler_;
+  TrainerOptions options_;
+  std::vector<Task> tasks_;
+  Vector<Scalar> grad_;
+  Index iteration_ = 0;
+  Index skipped_ = 0;
+};
+
+}  // namespace metalearn

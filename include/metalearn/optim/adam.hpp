@@ -1,0 +1,92 @@
+#pragma once
+/// @file
+/// @brief Adam on a flat parameter vector, with its state sized once.
+
+#include <metalearn/core/error.hpp>
+#include <metalearn/core/types.hpp>
+
+#include <cmath>
+#include <cstdint>
+
+namespace metalearn::optim {
+
+/// Adam (Kingma & Ba), exactly as PyTorch's `torch.optim.Adam` (no weight decay):
+///   m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²
+///   θ ← θ − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
+/// The moments are allocated at construction for the parameter count; `step` does not
+/// allocate. On bad input (wrong size, non-finite gradient) `step` throws and leaves θ and
+/// the state unchanged.
+template <class Scalar>
+class Adam {
+ public:
+  /// Hyper-parameters.
+  struct Options {
+    double lr = 1e-3;       ///< learning rate
+    double beta1 = 0.9;     ///< decay of the first moment
+    double beta2 = 0.999;   ///< decay of the second moment
+    double epsilon = 1e-8;  ///< added to the denominator
+  };
+
+  /// State for `parameters` entries.
+  explicit Adam(Index parameters, Options options = {})
+      : options_(options), m_(Vector<Scalar>::Zero(parameters)), v_(Vector<Scalar>::Zero(parameters)) {
+    if (parameters <= 0) detail::fail("optim::Adam", "parameter count must be > 0, got ", parameters);
+    detail::check_positive("optim::Adam", "lr", options.lr);
+    if (!(options.beta1 >= 0 && options.beta1 < 1)) detail::fail("optim::Adam", "beta1 must be in [0, 1), got ", options.beta1);
+    if (!(options.beta2 >= 0 && options.beta2 < 1)) detail::fail("optim::Adam", "beta2 must be in [0, 1), got ", options.beta2);
+    detail::check_positive("optim::Adam", "epsilon", options.epsilon);
+  }
+
+  /// One update of θ with gradient g.
+  void step(VectorRef<Scalar> theta, ConstVectorRef<Scalar> g) {
+    detail::check_size("optim::Adam::step", "theta", theta.size(), m_.size());
+    detail::check_size("optim::Adam::step", "gradient", g.size(), m_.size());
+    if (!g.allFinite()) detail::check_finite("optim::Adam::step", "gradient", g);
+    ++t_;
+    const double bc1 = 1 - std::pow(options_.beta1, static_cast<double>(t_));
+    const double bc2 = 1 - std::pow(options_.beta2, static_cast<double>(t_));
+    const auto b1 = static_cast<Scalar>(options_.beta1), b2 = static_cast<Scalar>(options_.beta2);
+    const auto step_size = static_cast<Scalar>(options_.lr / bc1);
+    const auto sqrt_bc2 = static_cast<Scalar>(std::sqrt(bc2));
+    const auto eps = static_cast<Scalar>(options_.epsilon);
+    m_ = b1 * m_ + (Scalar(1) - b1) * g;                                    // m ← β₁m + (1−β₁)g
+    v_ = b2 * v_ + (Scalar(1) - b2) * g.cwiseAbs2();                        // v ← β₂v + (1−β₂)g²
+    theta.array() -= step_size * m_.array() / (v_.array().sqrt() / sqrt_bc2 + eps);  // θ −= lr/bc₁ · m / (√v/√bc₂ + ε)
+  }
+
+  /// Number of parameters.
+  Index parameter_count() const { return m_.size(); }
+  /// Steps taken.
+  std::int64_t steps() const { return t_; }
+  /// First moment m.
+  const Vector<Scalar>& first_moment() const { return m_; }
+  /// Second moment v.
+  const Vector<Scalar>& second_moment() const { return v_; }
+  /// The hyper-parameters.
+  const Options& options() const { return options_; }
+
+  /// Restores a saved state (checkpoints); throws on a size mismatch or a negative count.
+  void restore(ConstVectorRef<Scalar> m, ConstVectorRef<Scalar> v, std::int64_t steps) {
+    detail::check_size("optim::Adam::restore", "first moment", m.size(), m_.size());
+    detail::check_size("optim::Adam::restore", "second moment", v.size(), v_.size());
+    if (steps < 0) detail::fail("optim::Adam::restore", "step count must be >= 0, got ", steps);
+    m_ = m;
+    v_ = v;
+    t_ = steps;
+  }
+
+  /// Back to the initial state.
+  void reset() {
+    m_.setZero();
+    v_.setZero();
+    t_ = 0;
+  }
+
+ private:
+  Options options_;
+  Vector<Scalar> m_;
+  Vector<Scalar> v_;
+  std::int64_t t_ = 0;
+};
+
+}  // namespace metalearn::optim

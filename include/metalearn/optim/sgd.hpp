@@ -1,0 +1,75 @@
+#pragma once
+/// @file
+/// @brief Stochastic gradient descent with (Nesterov) momentum on a flat parameter vector.
+
+#include <metalearn/core/error.hpp>
+#include <metalearn/core/types.hpp>
+
+#include <cmath>
+#include <cstdint>
+
+namespace metalearn::optim {
+
+/// SGD as PyTorch's `torch.optim.SGD` (no dampening, no weight decay):
+///   b ← μ b + g;   θ ← θ − lr · b   (Nesterov: θ ← θ − lr · (g + μ b));   μ = 0: θ ← θ − lr g.
+/// The velocity is allocated at construction; `step` does not allocate, and on bad input
+/// throws leaving θ and the state unchanged.
+template <class Scalar>
+class Sgd {
+ public:
+  /// Hyper-parameters.
+  struct Options {
+    double lr = 1e-2;       ///< learning rate
+    double momentum = 0;    ///< μ in [0, 1)
+    bool nesterov = false;  ///< Nesterov momentum
+  };
+
+  /// State for `parameters` entries.
+  explicit Sgd(Index parameters, Options options = {}) : options_(options), b_(Vector<Scalar>::Zero(parameters)) {
+    if (parameters <= 0) detail::fail("optim::Sgd", "parameter count must be > 0, got ", parameters);
+    detail::check_positive("optim::Sgd", "lr", options.lr);
+    if (!(options.momentum >= 0 && options.momentum < 1))
+      detail::fail("optim::Sgd", "momentum must be in [0, 1), got ", options.momentum);
+  }
+
+  /// One update of θ with gradient g.
+  void step(VectorRef<Scalar> theta, ConstVectorRef<Scalar> g) {
+    detail::check_size("optim::Sgd::step", "theta", theta.size(), b_.size());
+    detail::check_size("optim::Sgd::step", "gradient", g.size(), b_.size());
+    if (!g.allFinite()) detail::check_finite("optim::Sgd::step", "gradient", g);
+    ++t_;
+    const auto lr = static_cast<Scalar>(options_.lr), mu = static_cast<Scalar>(options_.momentum);
+    if (options_.momentum == 0) {
+      theta -= lr * g;  // θ ← θ − lr g
+      return;
+    }
+    if (t_ == 1) b_ = g;        // b₁ = g (as PyTorch)
+    else b_ = mu * b_ + g;      // b ← μb + g
+    if (options_.nesterov) theta -= lr * (g + mu * b_);                 // θ ← θ − lr (g + μb)
+    else theta -= lr * b_;                                               // θ ← θ − lr b
+  }
+
+  /// Number of parameters.
+  Index parameter_count() const { return b_.size(); }
+  /// Steps taken.
+  std::int64_t steps() const { return t_; }
+  /// The momentum buffer b.
+  const Vector<Scalar>& velocity() const { return b_; }
+  /// The hyper-parameters.
+  const Options& options() const { return options_; }
+
+  /// Restores a saved state (checkpoints).
+  void restore(ConstVectorRef<Scalar> velocity, std::int64_t steps) {
+    detail::check_size("optim::Sgd::restore", "velocity", velocity.size(), b_.size());
+    if (steps < 0) detail::fail("optim::Sgd::restore", "step count must be >= 0, got ", steps);
+    b_ = velocity;
+    t_ = steps;
+  }
+
+ private:
+  Options options_;
+  Vector<Scalar> b_;
+  std::int64_t t_ = 0;
+};
+
+}  // namespace metalearn::optim

@@ -1,0 +1,88 @@
+// After the first call, a meta-step (meta_loss_and_gradient and the optimizer update), adapt
+// and a whole trainer iteration do not touch the heap, on one thread and on several.
+#include <metalearn/meta/maml.hpp>
+#include <metalearn/meta/trainer.hpp>
+#include <metalearn/nn/loss.hpp>
+#include <metalearn/nn/mlp.hpp>
+#include <metalearn/nn/objective.hpp>
+#include <metalearn/optim/adam.hpp>
+#include <metalearn/optim/sgd.hpp>
+#include <metalearn/tasks/sine.hpp>
+
+#include <allocation_counter.hpp>
+#include <catch.hpp>
+#include <test_support.hpp>
+
+namespace nn = metalearn::nn;
+using metalearn::Index;
+using metalearn::Maml;
+using metalearn::MamlOptions;
+using metalearn::Order;
+using metalearn::Rng;
+using metalearn::Vector;
+
+namespace {
+using PaperNet = nn::Mlp<float, nn::Dense<1, 40, nn::Relu>, nn::Dense<40, 40, nn::Relu>, nn::Dense<40, 1>>;
+
+template <class Obj>
+void expect_no_allocation(const Obj& obj, MamlOptions o) {
+  using S = typename Obj::Scalar;
+  INFO(obj.describe() << ", order " << static_cast<int>(o.order) << ", " << o.inner_steps << " steps, " << o.threads
+                      << " threads");
+  Rng rng(1);
+  Vector<S> theta = mlt::random_theta(obj, rng);
+  Maml maml(obj, o);
+  metalearn::optim::Adam<S> adam(theta.size());
+  metalearn::tasks::SineTasks<S> sampler(3);
+  std::vector<typename metalearn::tasks::SineTasks<S>::Task> tasks(25);
+  for (auto& t : tasks) sampler.sample(t);
+  Vector<S> grad(theta.size()), fast(theta.size());
+  maml.meta_loss_and_gradient(theta, tasks, grad);  // warm-up: workspaces grow here
+  maml.adapt(theta, tasks[0].support, fast, 10);
+  const std::size_t bytes = maml.bytes();
+  metalearn::TrainerOptions to;
+  to.meta_batch = 25;
+  metalearn::MetaTrainer trainer(maml, adam, sampler, to);
+  trainer.run(theta, 1);
+
+  S sink = 0;
+  mlt::NoAllocationRegion region;
+  for (int rep = 0; rep < 10; ++rep) {
+    sink += maml.meta_loss_and_gradient(theta, tasks, grad);
+    adam.step(theta, grad);
+    maml.adapt(theta, tasks[static_cast<std::size_t>(rep)].support, fast, 5);
+  }
+  trainer.run(theta, 5);
+  CHECK(region.allocations() == 0);
+  CHECK(maml.bytes() == bytes);
+  CHECK(std::isfinite(static_cast<double>(sink)));
+}
+}  // namespace
+
+TEST_CASE("allocation: none per meta-step on the paper network after the first, any order", "[maml][allocation]") {
+  for (Order order : {Order::first, Order::second, Order::second_finite_difference}) {
+    for (int steps : {1, 5}) {
+      MamlOptions o;
+      o.order = order;
+      o.inner_steps = steps;
+      expect_no_allocation(nn::Objective(PaperNet(), nn::MeanSquaredError{}), o);
+    }
+  }
+}
+
+TEST_CASE("allocation: none per meta-step with clipping, step weights and 2 or 3 threads", "[maml][allocation][threads]") {
+  MamlOptions o;
+  o.inner_steps = 3;
+  o.inner_clip = {1.0, 5.0};
+  o.step_weights = {0.2, 0.3, 0.5};
+  for (int threads : {1, 2, 3}) {
+    o.threads = threads;
+    expect_no_allocation(nn::Objective(PaperNet(), nn::MeanSquaredError{}), o);
+  }
+}
+
+TEST_CASE("allocation: none per meta-step at width 256 (blocked products)", "[maml][allocation]") {
+  MamlOptions o;
+  o.threads = 2;
+  expect_no_allocation(nn::Objective(nn::Mlp<float>({1, 256, 256, 1}, nn::Relu{}), nn::MeanSquaredError{}), o);
+}

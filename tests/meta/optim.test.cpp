@@ -1,0 +1,112 @@
+#include <metalearn/optim/adam.hpp>
+#include <metalearn/optim/clip.hpp>
+#include <metalearn/optim/sgd.hpp>
+
+#include <catch.hpp>
+#include <test_support.hpp>
+
+#include <cmath>
+
+using metalearn::Clip;
+using metalearn::Index;
+using metalearn::Matrix;
+using metalearn::Rng;
+using metalearn::Vector;
+namespace optim = metalearn::optim;
+
+TEMPLATE_TEST_CASE("Adam: matches the update written out by hand", "[optim]", float, double) {
+  using S = TestType;
+  optim::Adam<S> adam(3, {0.1, 0.9, 0.999, 1e-8});
+  Vector<S> theta(3), g(3);
+  theta << 1, -2, 0.5;
+  g << 0.3, -0.1, 0.0;
+  // reference in double, step by step
+  Eigen::Vector3d th(1, -2, 0.5), m = Eigen::Vector3d::Zero(), v = Eigen::Vector3d::Zero();
+  for (int t = 1; t <= 3; ++t) {
+    const Eigen::Vector3d gd = g.template cast<double>() * t;  // a different gradient each step
+    m = 0.9 * m + 0.1 * gd;
+    v = 0.999 * v + 0.001 * gd.cwiseAbs2();
+    const double bc1 = 1 - std::pow(0.9, t), bc2 = 1 - std::pow(0.999, t);
+    th.array() -= (0.1 / bc1) * m.array() / (v.array().sqrt() / std::sqrt(bc2) + 1e-8);
+    adam.step(theta, Vector<S>(g * S(t)));
+  }
+  CHECK(adam.steps() == 3);
+  CHECK(mlt::max_error(theta, th) < (std::is_same_v<S, float> ? 1e-5 : 1e-14));
+  CHECK(theta[2] == S(0.5));  // a zero gradient does not move the parameter
+}
+
+TEST_CASE("Adam: the first step moves each parameter by about lr against its gradient's sign", "[optim]") {
+  optim::Adam<double> adam(2, {0.01});
+  Vector<double> theta = Vector<double>::Zero(2), g(2);
+  g << 5, -1e-3;
+  adam.step(theta, g);
+  CHECK(theta[0] == Catch::Approx(-0.01).epsilon(1e-6));
+  CHECK(theta[1] == Catch::Approx(0.01).epsilon(1e-4));
+}
+
+TEST_CASE("SGD: plain, momentum and Nesterov updates", "[optim]") {
+  Vector<double> g(2);
+  g << 1, -2;
+  {
+    optim::Sgd<double> sgd(2, {0.1});
+    Vector<double> theta = Vector<double>::Zero(2);
+    sgd.step(theta, g);
+    CHECK(theta[0] == Catch::Approx(-0.1));
+    CHECK(theta[1] == Catch::Approx(0.2));
+  }
+  {
+    optim::Sgd<double> sgd(2, {0.1, 0.9});
+    Vector<double> theta = Vector<double>::Zero(2);
+    sgd.step(theta, g);  // b = g
+    sgd.step(theta, g);  // b = 0.9 g + g
+    CHECK(theta[0] == Catch::Approx(-0.1 - 0.19));
+    CHECK(sgd.velocity()[0] == Catch::Approx(1.9));
+  }
+  {
+    optim::Sgd<double> sgd(2, {0.1, 0.9, true});
+    Vector<double> theta = Vector<double>::Zero(2);
+    sgd.step(theta, g);  // θ −= lr (g + μ g)
+    CHECK(theta[0] == Catch::Approx(-0.19));
+  }
+}
+
+TEST_CASE("Clip: values, norm, both", "[optim][clip]") {
+  Vector<double> g(3);
+  g << 3, -4, 0.5;
+  Vector<double> a = g;
+  Clip{1.0, 0}.apply<double>(a);
+  CHECK(a == Vector<double>((Vector<double>(3) << 1, -1, 0.5).finished()));
+  Vector<double> b = g;
+  Clip{0, 1.0}.apply<double>(b);
+  CHECK(b.norm() == Catch::Approx(1.0));
+  CHECK(b[0] / b[1] == Catch::Approx(-0.75));
+  Vector<double> c = g;
+  Clip{}.apply<double>(c);
+  CHECK(c == g);
+  CHECK_FALSE(Clip{}.enabled());
+}
+
+TEST_CASE("Clip: the Jacobian-transpose product matches central differences of the clip", "[optim][clip][gradient]") {
+  Rng rng(3);
+  for (const Clip clip : {Clip{0.7, 0}, Clip{0, 1.5}, Clip{0.8, 1.2}, Clip{0, 100}}) {
+    for (int trial = 0; trial < 5; ++trial) {
+      Vector<double> g = mlt::random_vector<double>(6, rng);
+      for (Index i = 0; i < 6; ++i)  // keep away from the kinks at |g_i| = value
+        if (clip.value > 0 && std::abs(std::abs(g[i]) - clip.value) < 1e-3) g[i] += 0.01;
+      const Vector<double> u = mlt::random_vector<double>(6, rng);
+      Vector<double> jtu = u, scratch(6);
+      clip.jacobian_transpose_product<double>(g, jtu, scratch);
+      Matrix<double> jac(6, 6);
+      const double h = 1e-6;
+      for (Index i = 0; i < 6; ++i) {
+        Vector<double> gp = g, gm = g;
+        gp[i] += h;
+        gm[i] -= h;
+        clip.apply<double>(gp);
+        clip.apply<double>(gm);
+        jac.col(i) = (gp - gm) / (2 * h);  // ∂clip/∂g_i
+      }
+      CHECK(mlt::max_error(jtu, Vector<double>(jac.transpose() * u)) < 1e-8);
+    }
+  }
+}
