@@ -31,6 +31,12 @@
 ///   void hessian_vector_product(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch,
 ///                               metalearn::ConstVectorRef<Scalar> v,
 ///                               metalearn::VectorRef<Scalar> hv, Workspace& ws) const;
+///   // optional: the same product, reusing the state that the last loss_and_gradient(θ, batch,
+///   // ·, ws) left in ws (same θ and batch, unmodified since); repeatable. Maml's exact second
+///   // order uses it to skip recomputing the inner steps' forward passes.
+///   void cached_hessian_vector_product(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch,
+///                                      metalearn::ConstVectorRef<Scalar> v,
+///                                      metalearn::VectorRef<Scalar> hv, Workspace& ws) const;
 ///   // optional: outputs for inputs (used by evaluation helpers and examples)
 ///   void predict(metalearn::ConstVectorRef<Scalar> theta, metalearn::ConstMatrixRef<Scalar> inputs,
 ///                metalearn::MatrixRef<Scalar> outputs, Workspace& ws) const;
@@ -126,6 +132,15 @@ struct has_hessian_vector_product<
     : std::true_type {};
 
 template <class M, class = void>
+struct has_cached_hessian_vector_product : std::false_type {};
+template <class M>
+struct has_cached_hessian_vector_product<
+    M, std::void_t<decltype(std::declval<const M&>().cached_hessian_vector_product(
+           std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(),
+           std::declval<ConstVectorRef<S_<M>>>(), std::declval<VectorRef<S_<M>>>(), std::declval<W_<M>&>()))>>
+    : std::true_type {};
+
+template <class M, class = void>
 struct has_predict : std::false_type {};
 template <class M>
 struct has_predict<M, std::void_t<decltype(std::declval<const M&>().predict(
@@ -163,6 +178,8 @@ struct model_traits {
   static constexpr bool has_loss_and_gradient = detail::has_loss_and_gradient<M>::value;  ///< required
   static constexpr bool has_loss = detail::has_loss<M>::value;                          ///< optional
   static constexpr bool has_hessian_vector_product = detail::has_hessian_vector_product<M>::value;  ///< optional
+  static constexpr bool has_cached_hessian_vector_product =
+      detail::has_cached_hessian_vector_product<M>::value;                               ///< optional
   static constexpr bool has_predict = detail::has_predict<M>::value;                    ///< optional
   /// Every required member is present.
   static constexpr bool is_model = has_scalar && has_batch && has_workspace && has_parameter_count &&

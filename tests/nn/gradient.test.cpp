@@ -38,6 +38,31 @@ bool smooth(const nn::Activation& a) {
          !std::holds_alternative<nn::Elu>(a);
 }
 
+// The cached HVP (reusing a gradient pass) equals the full one, repeatedly, and refuses to
+// run without a gradient pass at the same θ and batch.
+template <class Obj>
+void check_cached_hvp(const Obj& obj, const Vector<double>& theta, const typename Obj::Batch& batch,
+                      const Vector<double>& v, Rng& rng) {
+  const Vector<double> w = mlt::random_vector<double>(theta.size(), rng);
+  Vector<double> g(theta.size()), hv(theta.size()), hw(theta.size()), cv(theta.size()), cw(theta.size());
+  typename Obj::Workspace ws, fresh;
+  obj.hessian_vector_product(theta, batch, v, hv, ws);
+  obj.hessian_vector_product(theta, batch, w, hw, ws);
+  CHECK_THROWS_AS(obj.cached_hessian_vector_product(theta, batch, v, cv, ws), metalearn::invalid_argument);
+  CHECK_THROWS_AS(obj.cached_hessian_vector_product(theta, batch, v, cv, fresh), metalearn::invalid_argument);
+  obj.loss_and_gradient(theta, batch, g, ws);
+  obj.cached_hessian_vector_product(theta, batch, v, cv, ws);
+  obj.cached_hessian_vector_product(theta, batch, w, cw, ws);
+  obj.cached_hessian_vector_product(theta, batch, v, g, ws);  // a third product: the pass is kept
+  CHECK(mlt::max_error(cv, hv) < 1e-12);
+  CHECK(mlt::max_error(cw, hw) < 1e-12);
+  CHECK(mlt::max_error(g, hv) < 1e-12);
+  const Vector<double> other = theta;  // same values, another object: not the recorded pass
+  CHECK_THROWS_AS(obj.cached_hessian_vector_product(other, batch, v, cv, ws), metalearn::invalid_argument);
+  obj.loss(theta, batch, ws);  // a forward pass overwrites the gradient pass
+  CHECK_THROWS_AS(obj.cached_hessian_vector_product(theta, batch, v, cv, ws), metalearn::invalid_argument);
+}
+
 template <class Loss>
 void check_network_derivatives(std::uint64_t seed) {
   Rng rng(seed);
@@ -65,6 +90,7 @@ void check_network_derivatives(std::uint64_t seed) {
       const auto h = check::hessian_vector_product(dbl, theta, batch, v);
       INFO(h.report());
       CHECK(h.ok);
+      check_cached_hvp(dbl, theta, batch, v, rng);
 
       // float: analytic float derivatives against the double reference at the same θ
       typename decltype(dbl)::Workspace ws_d;

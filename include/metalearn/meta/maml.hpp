@@ -122,7 +122,7 @@ class Maml {
     if (support.size() == 0) detail::fail(where, "the support set is empty");
     if (steps < 0) steps = options_.inner_steps;
     Worker& wk = workers_[0];
-    wk.prepare(p, 0, false, false, false);
+    wk.prepare(p, 0, false, false, false, false);
     wk.thetas.col(0) = theta;
     for (int k = 0; k < steps; ++k) {
       model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.ws);
@@ -187,7 +187,7 @@ class Maml {
     Scalar loss = 0;
     for (Index t = 0; t < count; ++t) {
       const Task& task = tasks[static_cast<std::size_t>(t)];
-      wk.prepare(parameter_count(), 0, false, false, false);
+      wk.prepare(parameter_count(), 0, false, false, false, false);
       wk.thetas.col(0) = theta;
       for (int k = 0; k < steps; ++k) {
         model_.loss_and_gradient(wk.thetas.col(k & 1), task.support, wk.g, wk.ws);
@@ -210,16 +210,22 @@ class Maml {
   }
 
  private:
+  // Exact second order with a model that can reuse a gradient pass: one workspace per inner
+  // step keeps that step's pass for the reverse sweep.
+  static constexpr bool kCached = model_traits<Model>::has_cached_hessian_vector_product;
+
   struct Worker {
     typename Model::Workspace ws{};
+    std::vector<typename Model::Workspace> step_ws;  // support passes at θ₀…θ_{K−1} (cached HVPs)
     Matrix<Scalar> thetas;  // θ₀…θ_K (second order), or two alternating columns
     Matrix<Scalar> raw;     // raw inner gradients (second order with clipping)
     Matrix<Scalar> query;   // query gradients at θ₁…θ_{K−1} (second order with step weights)
     Vector<Scalar> g, u, w, hv, qg, clip_scratch, out;
     FiniteDifferenceScratch<Scalar> fd;
 
-    void prepare(Index p, int steps, bool second, bool clip, bool weights) {
+    void prepare(Index p, int steps, bool second, bool clip, bool weights, bool cached) {
       const Index cols = second ? std::max(steps + 1, 2) : 2;
+      if (cached && static_cast<int>(step_ws.size()) < steps) step_ws.resize(static_cast<std::size_t>(steps));
       if (thetas.rows() != p || thetas.cols() < cols) thetas.resize(p, cols);
       if (second && clip && (raw.rows() != p || raw.cols() < steps)) raw.resize(p, steps);
       if (second && weights && (query.rows() != p || query.cols() < steps)) query.resize(p, steps);
@@ -232,15 +238,20 @@ class Maml {
                                                                     u.size() + w.size() + hv.size() + qg.size() +
                                                                     clip_scratch.size() + out.size() +
                                                                     fd.shifted.size() + fd.gradient.size());
-      if constexpr (detail::has_bytes<typename Model::Workspace>::value) total += ws.bytes();
+      if constexpr (detail::has_bytes<typename Model::Workspace>::value) {
+        total += ws.bytes();
+        for (const auto& s : step_ws) total += s.bytes();
+      }
       return total;
     }
   };
 
   void prepare(Worker& wk) const {
     wk.prepare(parameter_count(), options_.inner_steps, options_.order != Order::first, options_.inner_clip.enabled(),
-               !options_.step_weights.empty());
+               !options_.step_weights.empty(), use_cached());
   }
+
+  bool use_cached() const { return kCached && options_.order == Order::second; }
 
   Scalar alpha() const { return static_cast<Scalar>(options_.inner_lr); }
   Scalar weight(int k) const {  // w_k, k = 1…K
@@ -262,8 +273,14 @@ class Maml {
     return count;
   }
 
-  void hessian_vector_product(Worker& wk, ConstVectorRef<Scalar> theta, const Batch& batch, ConstVectorRef<Scalar> v,
-                              VectorRef<Scalar> hv) const {
+  void hessian_vector_product(Worker& wk, int k, ConstVectorRef<Scalar> theta, const Batch& batch,
+                              ConstVectorRef<Scalar> v, VectorRef<Scalar> hv) const {
+    if constexpr (kCached) {
+      if (options_.order == Order::second) {
+        model_.cached_hessian_vector_product(theta, batch, v, hv, wk.step_ws[static_cast<std::size_t>(k)]);
+        return;
+      }
+    }
     if constexpr (model_traits<Model>::has_hessian_vector_product) {
       if (options_.order == Order::second) {
         model_.hessian_vector_product(theta, batch, v, hv, wk.ws);
@@ -293,7 +310,8 @@ class Maml {
     wk.u.setZero();
     wk.thetas.col(0) = theta;
     for (int k = 0; k < steps; ++k) {
-      model_.loss_and_gradient(wk.thetas.col(col(k)), task.support, wk.g, wk.ws);  // g = ∇L_s(θ_k)
+      model_.loss_and_gradient(wk.thetas.col(col(k)), task.support, wk.g,
+                               use_cached() ? wk.step_ws[static_cast<std::size_t>(k)] : wk.ws);  // g = ∇L_s(θ_k)
       if (clip) {
         if (second) wk.raw.col(k) = wk.g;
         options_.inner_clip.template apply<Scalar>(wk.g);
@@ -317,7 +335,7 @@ class Maml {
       for (int k = steps - 1; k >= 0; --k) {
         wk.w = wk.u;
         if (clip) options_.inner_clip.template jacobian_transpose_product<Scalar>(wk.raw.col(k), wk.w, wk.clip_scratch);  // w = J_cᵀ u
-        hessian_vector_product(wk, wk.thetas.col(k), task.support, wk.w, wk.hv);  // H_s(θ_k) w
+        hessian_vector_product(wk, k, wk.thetas.col(k), task.support, wk.w, wk.hv);  // H_s(θ_k) w
         wk.u -= alpha() * wk.hv;                                                  // u ← u − α H_s(θ_k) w
         if (k >= 1 && weighted && weight(k) != Scalar(0)) wk.u += wk.query.col(k);  // + w_k ∇L_q(θ_k)
       }

@@ -50,8 +50,8 @@ struct Relu {
   }
   template <class Z, class A>
   auto derivative(const Eigen::ArrayBase<Z>& z, const Eigen::ArrayBase<A>&) const {
-    using S = typename Z::Scalar;
-    return (z > S(0)).template cast<S>();
+    using S = typename Z::Scalar;  // select vectorizes; a cast of the comparison does not
+    return (z > S(0)).select(Z::PlainObject::Ones(z.rows(), z.cols()), Z::PlainObject::Zero(z.rows(), z.cols()));
   }
   template <class Z, class A>
   auto second_derivative(const Eigen::ArrayBase<Z>& z, const Eigen::ArrayBase<A>&) const {

@@ -17,7 +17,11 @@
 ///   Z = [Z | RZ], A = [A | RA], G = [RG | G], D = [Rδ | δ]   (n columns each)
 /// so that [Z | RZ] = W [A | RA] (+ V A), (Hv)_W = [Rδ | δ] [A | RA]ᵀ and
 /// [RG | G] = Wᵀ [Rδ | δ] (+ Vᵀ δ) are each one product over 2n columns.
-/// The gradient pass uses the same layout (A in the left block, G and δ in the right).
+/// The gradient pass uses the same layout (A in the left block, G and δ in the right), so a
+/// Hessian-vector product can also reuse a finished gradient pass at the same θ and batch
+/// (`forward_r_cached`, `backward_r_cached`): then RZ = W RA + V A + c and
+/// RG = Wᵀ Rδ + Vᵀ δ are computed beside the stored Z, A, G, δ, which stay intact, so any
+/// number of such products can follow one gradient pass.
 
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/gemm.hpp>
@@ -80,6 +84,8 @@ struct InputView {
   const S* data;
   Index rows;
   Index cols;
+  /// The columns from `first` on (the R-block of a [A | RA] buffer).
+  InputView from(Index first) const { return {data + first * rows, rows, cols - first}; }
 };
 
 /// Buffers of one layer for a batch capacity c, each Out × 2c (see the file comment).
@@ -131,9 +137,9 @@ struct DenseOps {
   static void forward(const Layer& layer, const S* w, const InputView<S>& x, LayerBuffers<S>& buf, Index n,
                       metalearn::detail::GemmScratch<S>& scratch) {
     auto z = cols(buf.z, 0, n);
-    metalearn::detail::gemm(z, weights(layer, w), input(x, n), false, scratch);          // Z = W X
-    z.colwise() += bias(layer, w);                            //   + b 1ᵀ
-    cols(buf.a, 0, n).array() = layer.activation().value(z.array());  // A = f(Z)
+    z = bias(layer, w).replicate(1, n);                                        // Z = b 1ᵀ
+    metalearn::detail::gemm(z, weights(layer, w), input(x, n), true, scratch);  //   + W X
+    cols(buf.a, 0, n).array() = layer.activation().value(z.array());           // A = f(Z)
   }
 
   /// Given G (right block), computes δ = G ⊙ f'(Z), ∇W = δ Xᵀ, ∇b = δ 1, and, when `g_prev`
@@ -154,15 +160,14 @@ struct DenseOps {
                         LayerBuffers<S>& buf, Index n, metalearn::detail::GemmScratch<S>& scratch) {
     auto z = cols(buf.z, 0, n);
     auto rz = cols(buf.z, n, n);
+    z = bias(layer, w).replicate(1, n);                                   // Z = b 1ᵀ
+    rz = bias(layer, v).replicate(1, n);                                  // RZ = c 1ᵀ
     if (first) {
-      metalearn::detail::gemm(z, weights(layer, w), input(x, n), false, scratch);                   // Z = W X
-      metalearn::detail::gemm(rz, weights(layer, v), input(x, n), false, scratch);                  // RZ = V X
+      metalearn::detail::gemm(z, weights(layer, w), input(x, n), true, scratch);   // Z += W X
     } else {
-      metalearn::detail::gemm(cols(buf.z, 0, 2 * n), weights(layer, w), input(x, 2 * n), false, scratch);  // [Z | RZ] = W [A | RA]
-      metalearn::detail::gemm(rz, weights(layer, v), input(x, n), true, scratch);                   // RZ += V A
+      metalearn::detail::gemm(cols(buf.z, 0, 2 * n), weights(layer, w), input(x, 2 * n), true, scratch);  // [Z | RZ] += W [A | RA]
     }
-    z.colwise() += bias(layer, w);                                       // Z += b 1ᵀ
-    rz.colwise() += bias(layer, v);                                      // RZ += c 1ᵀ
+    metalearn::detail::gemm(rz, weights(layer, v), input(x, n), true, scratch);    // RZ += V A
     auto a = cols(buf.a, 0, n);
     a.array() = layer.activation().value(z.array());                    // A = f(Z)
     cols(buf.a, n, n).array() = layer.activation().derivative(z.array(), a.array()) * rz.array();  // RA = f'(Z) ⊙ RZ
@@ -196,6 +201,51 @@ struct DenseOps {
     if (g_prev) {
       metalearn::detail::gemm(in_cols(*g_prev, 0, 2 * n), weights(layer, w).transpose(), cols(buf.d, 0, 2 * n), false, scratch);  // [RG | G] = Wᵀ [Rδ | δ]
       metalearn::detail::gemm(in_cols(*g_prev, 0, n), weights(layer, v).transpose(), delta, true, scratch);  // RG += Vᵀ δ
+    }
+  }
+
+  /// R-forward beside a finished gradient pass: RZ = W RA + V A + c, RA = f'(Z) ⊙ RZ.
+  /// `x` holds [A | RA] of the previous layer (n input columns when `first`, RA₀ = 0).
+  static void forward_r_cached(const Layer& layer, const S* w, const S* v, const InputView<S>& x, bool first,
+                               LayerBuffers<S>& buf, Index n, metalearn::detail::GemmScratch<S>& scratch) {
+    auto rz = cols(buf.z, n, n);
+    rz = bias(layer, v).replicate(1, n);                                                // RZ = c 1ᵀ
+    metalearn::detail::gemm(rz, weights(layer, v), input(x, n), true, scratch);         //    + V A
+    if (!first) metalearn::detail::gemm(rz, weights(layer, w), input(x.from(n), n), true, scratch);  // + W RA
+    const auto& act = layer.activation();
+    cols(buf.a, n, n).array() = act.derivative(cols(buf.z, 0, n).array(), cols(buf.a, 0, n).array()) * rz.array();  // RA = f'(Z) ⊙ RZ
+  }
+
+  /// R-backward beside a finished gradient pass (δ and G in the right blocks), given RG in the
+  /// left block: Rδ, (Hv)_W, (Hv)_b and, when `g_prev` is not null, RG_prev = Wᵀ Rδ + Vᵀ δ
+  /// into its left block (its right block, G_prev, is kept).
+  static void backward_r_cached(const Layer& layer, const S* w, const S* v, const InputView<S>& x, bool first,
+                                LayerBuffers<S>& buf, Index n, S* hv, Matrix<S>* g_prev,
+                                metalearn::detail::GemmScratch<S>& scratch) {
+    auto z = cols(buf.z, 0, n).array();
+    auto a = cols(buf.a, 0, n).array();
+    auto rg = cols(buf.g, 0, n).array();
+    auto rdelta = cols(buf.d, 0, n);
+    const auto& act = layer.activation();
+    if constexpr (Act::has_curvature) {
+      auto g = cols(buf.g, n, n).array();
+      auto rz = cols(buf.z, n, n).array();
+      rdelta.array() = rg * act.derivative(z, a) + g * act.second_derivative(z, a) * rz;  // Rδ = RG ⊙ f' + G ⊙ f'' ⊙ RZ
+    } else if constexpr (std::is_same_v<Act, Identity>) {
+      rdelta = cols(buf.g, 0, n);                                                       // Rδ = RG
+    } else {
+      rdelta.array() = rg * act.derivative(z, a);                                       // Rδ = RG ⊙ f'
+    }
+    Eigen::Map<WMat> hv_w(hv, layer.output_size(), layer.input_size());
+    if (first)
+      metalearn::detail::gemm(hv_w, rdelta, input(x, n).transpose(), false, scratch);                      // (Hv)_W = Rδ Xᵀ
+    else
+      metalearn::detail::gemm(hv_w, cols(buf.d, 0, 2 * n), input(x, 2 * n).transpose(), false, scratch);  // (Hv)_W = Rδ Aᵀ + δ RAᵀ
+    Eigen::Map<BVec>(hv + hv_w.size(), layer.output_size()) = rdelta.rowwise().sum();                   // (Hv)_b = Rδ 1
+    if (g_prev) {
+      auto rg_prev = in_cols(*g_prev, 0, n);
+      metalearn::detail::gemm(rg_prev, weights(layer, w).transpose(), rdelta, false, scratch);          // RG_prev = Wᵀ Rδ
+      metalearn::detail::gemm(rg_prev, weights(layer, v).transpose(), cols(buf.d, n, n), true, scratch);  //        + Vᵀ δ
     }
   }
 

@@ -84,6 +84,10 @@ class MlpWorkspace {
   std::vector<detail::LayerBuffers<Scalar>> layers_;
   metalearn::detail::GemmScratch<Scalar> gemm_;
   Vector<Scalar> staging_;  // contiguous copy of strided inputs
+  // the finished gradient pass the buffers hold (for the cached R-passes), if any
+  const Scalar* pass_theta_ = nullptr;
+  const Scalar* pass_inputs_ = nullptr;
+  Index pass_n_ = 0;
   Index capacity_ = 0;
 };
 
@@ -133,6 +137,28 @@ struct MlpEngine {
         using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
         const Index off = net.layer_offset(l);
         Ops::forward_r(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == 0, ws.layers_[l], n, ws.gemm_);
+      });
+  }
+
+  static void forward_r_cached(const Net& net, const S* theta, const S* v, const InputView<S>& x,
+                               MlpWorkspace<S>& ws, Index n) {
+    for (Index l = 0; l < net.layer_count(); ++l)
+      net.dispatch(l, [&](const auto& layer) {
+        using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
+        const Index off = net.layer_offset(l);
+        Ops::forward_r_cached(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == 0,
+                              ws.layers_[l], n, ws.gemm_);
+      });
+  }
+
+  static void backward_r_cached(const Net& net, const S* theta, const S* v, const InputView<S>& x,
+                                MlpWorkspace<S>& ws, Index n, S* hv) {
+    for (Index l = net.layer_count() - 1; l >= 0; --l)
+      net.dispatch(l, [&](const auto& layer) {
+        using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
+        const Index off = net.layer_offset(l);
+        Ops::backward_r_cached(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == 0,
+                               ws.layers_[l], n, hv + off, l == 0 ? nullptr : &ws.layers_[l - 1].g, ws.gemm_);
       });
   }
 
@@ -189,6 +215,7 @@ class MlpBase {
   Eigen::Map<Matrix<S>> forward(ConstVectorRef<S> theta, ConstMatrixRef<S> x, Workspace& ws) const {
     check("nn::Mlp::forward", theta, x);
     Engine::prepare(self(), ws, x.cols());
+    ws.pass_theta_ = nullptr;
     Engine::forward(self(), theta.data(), input(x, ws), ws, x.cols());
     return ws.outputs(x.cols());
   }
@@ -200,6 +227,9 @@ class MlpBase {
     metalearn::detail::check_size("nn::Mlp::backward", "grad", grad.size(), parameter_count());
     check_prepared("nn::Mlp::backward", ws, x.cols());
     Engine::backward(self(), theta.data(), input(x, ws), ws, x.cols(), grad.data());
+    ws.pass_theta_ = theta.data();
+    ws.pass_inputs_ = x.data();
+    ws.pass_n_ = x.cols();
   }
 
   /// Forward and R-forward pass in direction v: Y = ws.outputs(n), RY = ws.output_directions(n).
@@ -207,7 +237,35 @@ class MlpBase {
     check("nn::Mlp::forward_r", theta, x);
     metalearn::detail::check_size("nn::Mlp::forward_r", "v", v.size(), parameter_count());
     Engine::prepare(self(), ws, x.cols());
+    ws.pass_theta_ = nullptr;
     Engine::forward_r(self(), theta.data(), v.data(), input(x, ws), ws, x.cols());
+  }
+
+  /// R-forward pass in direction v beside the gradient pass that `backward` finished on the
+  /// same θ and x (which it keeps): RY = ws.output_directions(n). Throws if ws holds no such pass.
+  void forward_r_cached(ConstVectorRef<S> theta, ConstVectorRef<S> v, ConstMatrixRef<S> x, Workspace& ws) const {
+    check("nn::Mlp::forward_r_cached", theta, x);
+    metalearn::detail::check_size("nn::Mlp::forward_r_cached", "v", v.size(), parameter_count());
+    check_gradient_pass("nn::Mlp::forward_r_cached", theta, x, ws);
+    Engine::forward_r_cached(self(), theta.data(), v.data(), input(x, ws), ws, x.cols());
+  }
+
+  /// R-backward pass after `forward_r_cached`, with ∇²_Y L·RY written into
+  /// ws.output_gradient_directions(n): assigns H v to hv; the gradient pass stays usable.
+  void backward_r_cached(ConstVectorRef<S> theta, ConstVectorRef<S> v, ConstMatrixRef<S> x, Workspace& ws,
+                         VectorRef<S> hv) const {
+    check("nn::Mlp::backward_r_cached", theta, x);
+    metalearn::detail::check_size("nn::Mlp::backward_r_cached", "v", v.size(), parameter_count());
+    metalearn::detail::check_size("nn::Mlp::backward_r_cached", "hv", hv.size(), parameter_count());
+    check_gradient_pass("nn::Mlp::backward_r_cached", theta, x, ws);
+    Engine::backward_r_cached(self(), theta.data(), v.data(), input(x, ws), ws, x.cols(), hv.data());
+  }
+
+  /// True when ws holds a finished gradient pass (`backward`) at this θ and x — identified by
+  /// their addresses and the batch size, so θ and x must not have been modified since.
+  bool has_gradient_pass(const ConstVectorRef<S>& theta, const ConstMatrixRef<S>& x, const Workspace& ws) const {
+    return ws.pass_theta_ == theta.data() && ws.pass_inputs_ == x.data() && ws.pass_n_ == x.cols() &&
+           ws.pass_theta_ != nullptr;
   }
 
   /// Backward and R-backward pass after `forward_r`, with ∂L/∂Y and ∇²_Y L·RY written into
@@ -243,6 +301,13 @@ class MlpBase {
     metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
     metalearn::detail::check_size(where, "inputs", x.rows(), input_size(), "rows (features)");
     if (x.cols() == 0) metalearn::detail::fail(where, "the batch is empty (inputs have 0 columns)");
+  }
+
+  void check_gradient_pass(const char* where, const ConstVectorRef<S>& theta, const ConstMatrixRef<S>& x,
+                           const Workspace& ws) const {
+    if (!has_gradient_pass(theta, x, ws))
+      metalearn::detail::fail(where, "the workspace holds no gradient pass at this theta and batch; call "
+                                     "loss_and_gradient (or backward) on them with this workspace first");
   }
 
   void check_prepared(const char* where, const Workspace& ws, Index n) const {

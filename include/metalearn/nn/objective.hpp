@@ -98,6 +98,25 @@ class Objective {
     net_.backward_r(theta, v, batch.inputs, ws, hv);
   }
 
+  /// Assigns ∇²_θ L(θ; batch) · v to hv, reusing the gradient pass that the last
+  /// `loss_and_gradient(θ, batch, ·, ws)` left in `ws` (same θ and batch objects, unmodified
+  /// since): it skips the forward and backward passes, and the gradient pass stays usable, so
+  /// any number of products may follow one gradient. Throws if ws holds no such pass.
+  void cached_hessian_vector_product(ConstVectorRef<Scalar> theta, const Batch& batch, ConstVectorRef<Scalar> v,
+                                     VectorRef<Scalar> hv, Workspace& ws) const {
+    constexpr const char* where = "nn::Objective::cached_hessian_vector_product";
+    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    metalearn::detail::check_size(where, "v", v.size(), parameter_count());
+    metalearn::detail::check_size(where, "hv", hv.size(), parameter_count());
+    check_no_alias(where, "hv", hv.data(), theta.data());
+    check_no_alias(where, "hv", hv.data(), v.data());
+    const Index n = batch.size();
+    net_.forward_r_cached(theta, v, batch.inputs, ws);
+    loss_.template hessian_vector_product<Scalar>(ws.outputs(n), batch.targets, ws.output_directions(n),
+                                                  ws.output_gradient_directions(n));
+    net_.backward_r_cached(theta, v, batch.inputs, ws, hv);
+  }
+
   /// Assigns the network outputs for `inputs` (features × n) to `outputs` (outputs × n).
   void predict(ConstVectorRef<Scalar> theta, ConstMatrixRef<Scalar> inputs, MatrixRef<Scalar> outputs,
                Workspace& ws) const {
