@@ -88,6 +88,13 @@ inline void gemm(Dst&& dst, const Lhs& lhs, const Rhs& rhs, bool accumulate, Gem
 #else
   (void)scratch;
 #endif
+  if (lhs.cols() == 1) {  // rank-1 update: Eigen would run its blocked kernel when depth 1 is only known at run time
+    if (accumulate)
+      dst.noalias() += lhs.col(0) * rhs.row(0);
+    else
+      dst.noalias() = lhs.col(0) * rhs.row(0);
+    return;
+  }
   if (accumulate)
     dst.noalias() += lhs * rhs;
   else

@@ -137,7 +137,7 @@ struct DenseOps {
   static void forward(const Layer& layer, const S* w, const InputView<S>& x, LayerBuffers<S>& buf, Index n,
                       metalearn::detail::GemmScratch<S>& scratch) {
     auto z = cols(buf.z, 0, n);
-    z = bias(layer, w).replicate(1, n);                                        // Z = b 1ᵀ
+    fill_columns(z, bias(layer, w));                                            // Z = b 1ᵀ
     metalearn::detail::gemm(z, weights(layer, w), input(x, n), true, scratch);  //   + W X
     cols(buf.a, 0, n).array() = layer.activation().value(z.array());           // A = f(Z)
   }
@@ -160,8 +160,8 @@ struct DenseOps {
                         LayerBuffers<S>& buf, Index n, metalearn::detail::GemmScratch<S>& scratch) {
     auto z = cols(buf.z, 0, n);
     auto rz = cols(buf.z, n, n);
-    z = bias(layer, w).replicate(1, n);                                   // Z = b 1ᵀ
-    rz = bias(layer, v).replicate(1, n);                                  // RZ = c 1ᵀ
+    fill_columns(z, bias(layer, w));                                      // Z = b 1ᵀ
+    fill_columns(rz, bias(layer, v));                                     // RZ = c 1ᵀ
     if (first) {
       metalearn::detail::gemm(z, weights(layer, w), input(x, n), true, scratch);   // Z += W X
     } else {
@@ -209,7 +209,7 @@ struct DenseOps {
   static void forward_r_cached(const Layer& layer, const S* w, const S* v, const InputView<S>& x, bool first,
                                LayerBuffers<S>& buf, Index n, metalearn::detail::GemmScratch<S>& scratch) {
     auto rz = cols(buf.z, n, n);
-    rz = bias(layer, v).replicate(1, n);                                                // RZ = c 1ᵀ
+    fill_columns(rz, bias(layer, v));                                                   // RZ = c 1ᵀ
     metalearn::detail::gemm(rz, weights(layer, v), input(x, n), true, scratch);         //    + V A
     if (!first) metalearn::detail::gemm(rz, weights(layer, w), input(x.from(n), n), true, scratch);  // + W RA
     const auto& act = layer.activation();
@@ -250,6 +250,12 @@ struct DenseOps {
   }
 
  private:
+  // Every column of m = b (a column loop: Eigen's Replicate is slow for run-time sizes).
+  template <class M, class B>
+  static void fill_columns(M& m, const B& b) {
+    for (Index j = 0; j < m.cols(); ++j) m.col(j) = b;
+  }
+
   template <class GBlock, class DBlock>
   static void delta_from(const Layer& layer, const GBlock& g, LayerBuffers<S>& buf, Index n, DBlock& delta) {
     if constexpr (std::is_same_v<Act, Identity>) {
