@@ -8,6 +8,11 @@ std::atomic<std::int64_t>& mlt::operator_new_calls() {
   return calls;
 }
 
+// All twenty replaceable allocation and deallocation functions are replaced, so that every
+// form allocates with malloc/aligned_alloc and frees with free. Replacing only some of them
+// would let the others come from the C++ runtime or, under AddressSanitizer, from ASan's own
+// operator new/delete: memory from one family released by the other is an
+// alloc-dealloc-mismatch report (e.g. ASan's aligned nothrow new freed by our aligned delete).
 namespace {
 void* counted(std::size_t size, std::size_t align) {
   mlt::operator_new_calls().fetch_add(1, std::memory_order_relaxed);
@@ -29,6 +34,12 @@ void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
 void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
   try { return counted(size, 0); } catch (...) { return nullptr; }
 }
+void* operator new(std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
+  try { return counted(size, static_cast<std::size_t>(a)); } catch (...) { return nullptr; }
+}
+void* operator new[](std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
+  try { return counted(size, static_cast<std::size_t>(a)); } catch (...) { return nullptr; }
+}
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
@@ -37,3 +48,7 @@ void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
