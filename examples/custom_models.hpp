@@ -1,7 +1,7 @@
 #pragma once
 // Two models written from scratch against metalearn's model contract (metalearn/model.hpp).
-// Neither uses metalearn's networks: each has its own batch type, parameter layout and
-// hand-written derivatives. examples/custom_model.cpp meta-trains them; the tests use them
+// Neither uses metalearn's networks: they share their own batch type (Points) and each has
+// its own parameter layout and hand-written derivatives. examples/custom_model.cpp meta-trains them; the tests use them
 // to prove that any type meeting the contract plugs into Maml.
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/random.hpp>
@@ -117,44 +117,63 @@ class FourierRegression {
   int frequencies_;
 };
 
-/// A sinusoid with its own parameter layout θ = [a, ω, p, c]:
-///   f(x) = a sin(ω x − p) + c,   L = (1/n) Σ_j r_j²,  r_j = f(x_j) − y_j,  u_j = ω x_j − p
-///   ∂L/∂a = (2/n) Σ r sin u,  ∂L/∂ω = (2/n) Σ r a x cos u,  ∂L/∂p = −(2/n) Σ r a cos u,
-///   ∂L/∂c = (2/n) Σ r.
+/// A one-hidden-layer tanh network written by hand, with its own parameter layout: for each
+/// hidden unit i the triple [w_i, b_i, v_i] (input weight, bias, output weight), then the
+/// output bias c — unlike metalearn's networks, which store W then b layer by layer.
+///   h_i = tanh(w_i x + b_i),  f(x) = Σ_i v_i h_i + c,  L = (1/n) Σ_j r_j²,  r_j = f(x_j) − y_j
+///   ∂L/∂v_i = (2/n) Σ r h_i,   ∂L/∂w_i = (2/n) Σ r v_i (1 − h_i²) x,
+///   ∂L/∂b_i = (2/n) Σ r v_i (1 − h_i²),   ∂L/∂c = (2/n) Σ r.
 /// It has no hessian_vector_product: Maml trains it to second order only when asked for
 /// Order::second_finite_difference.
-class SinusoidModel {
+class TinyTanhNet {
  public:
   using Scalar = double;
   using Batch = Points;
   struct Workspace {};  // needs none
 
-  Index parameter_count() const { return 4; }
+  explicit TinyTanhNet(int hidden) : hidden_(hidden) {
+    if (hidden <= 0) throw metalearn::invalid_argument("TinyTanhNet: hidden must be > 0");
+  }
+
+  Index parameter_count() const { return 3 * static_cast<Index>(hidden_) + 1; }
 
   void initialize(VectorRef<double> theta, metalearn::Rng& rng) const {
-    theta << rng.uniform(0.5, 1.5), rng.uniform(0.8, 1.2), rng.uniform(0.0, 1.0), 0.0;
+    for (int i = 0; i < hidden_; ++i) {
+      theta[3 * i] = rng.normal();                // w_i
+      theta[3 * i + 1] = rng.uniform(-3.0, 3.0);  // b_i: kinks spread over the input range
+      theta[3 * i + 2] = 0.1 * rng.normal();      // v_i
+    }
+    theta[3 * hidden_] = 0.0;  // c
   }
 
   double loss_and_gradient(ConstVectorRef<double> theta, const Points& b, VectorRef<double> grad, Workspace&) const {
-    check_length("SinusoidModel::loss_and_gradient", "theta", theta.size(), 4);
-    check_length("SinusoidModel::loss_and_gradient", "grad", grad.size(), 4);
-    check_points("SinusoidModel::loss_and_gradient", b);
-    if (b.size() == 0) throw metalearn::invalid_argument("SinusoidModel::loss_and_gradient: the batch is empty");
-    const double a = theta[0], w = theta[1], p = theta[2], c = theta[3];
+    check_length("TinyTanhNet::loss_and_gradient", "theta", theta.size(), parameter_count());
+    check_length("TinyTanhNet::loss_and_gradient", "grad", grad.size(), parameter_count());
+    check_points("TinyTanhNet::loss_and_gradient", b);
+    if (b.size() == 0) throw metalearn::invalid_argument("TinyTanhNet::loss_and_gradient: the batch is empty");
     const double scale = 2.0 / static_cast<double>(b.size());
-    double loss = 0, ga = 0, gw = 0, gp = 0, gc = 0;
+    grad.setZero();
+    double loss = 0;
     for (Index j = 0; j < b.size(); ++j) {
-      const double u = w * b.x[j] - p, s = std::sin(u), co = std::cos(u);
-      const double r = a * s + c - b.y[j];
+      const double x = b.x[j];
+      double f = theta[3 * hidden_];
+      for (int i = 0; i < hidden_; ++i) f += theta[3 * i + 2] * std::tanh(theta[3 * i] * x + theta[3 * i + 1]);
+      const double r = f - b.y[j];
       loss += r * r;
-      ga += r * s;                // ∂r/∂a = sin u
-      gw += r * a * co * b.x[j];  // ∂r/∂ω = a x cos u
-      gp -= r * a * co;           // ∂r/∂p = −a cos u
-      gc += r;                    // ∂r/∂c = 1
+      for (int i = 0; i < hidden_; ++i) {
+        const double h = std::tanh(theta[3 * i] * x + theta[3 * i + 1]);
+        const double back = scale * r * theta[3 * i + 2] * (1 - h * h);
+        grad[3 * i] += back * x;           // ∂L/∂w_i
+        grad[3 * i + 1] += back;           // ∂L/∂b_i
+        grad[3 * i + 2] += scale * r * h;  // ∂L/∂v_i
+      }
+      grad[3 * hidden_] += scale * r;  // ∂L/∂c
     }
-    grad << scale * ga, scale * gw, scale * gp, scale * gc;
     return loss / static_cast<double>(b.size());
   }
+
+ private:
+  int hidden_;
 };
 
 /// Sine tasks as Points, drawn by metalearn's own sampler (tasks/sine.hpp).

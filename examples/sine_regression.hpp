@@ -1,0 +1,551 @@
+#pragma once
+// The sine-regression experiment of the MAML paper (Finn et al. 2017, §5.1), as a library of
+// small pieces that examples/sine_regression.cpp puts together and the tests call directly:
+// flags, meta-training, the "pretrained on all tasks" baseline, evaluation, and the report
+// (table, JSON, SVG figure).
+#include <metalearn/meta/maml.hpp>
+#include <metalearn/meta/trainer.hpp>
+#include <metalearn/nn/loss.hpp>
+#include <metalearn/nn/mlp.hpp>
+#include <metalearn/nn/objective.hpp>
+#include <metalearn/optim/adam.hpp>
+#include <metalearn/tasks/sine.hpp>
+#include <metalearn/version.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <iomanip>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sine {
+
+using metalearn::Index;
+using metalearn::Vector;
+
+/// Every flag of the example, with the paper's setting as default.
+struct Config {
+  long iterations = 70000;        // meta-iterations (and baseline iterations)
+  int order = 2;                  // 1: first-order MAML, 2: exact second order
+  int inner_steps = 1;            // inner gradient steps during meta-training
+  double inner_lr = 0.01;         // α
+  double meta_lr = 0.001;         // Adam's learning rate
+  int meta_batch = 25;            // tasks per meta-iteration
+  int shots = 10;                 // K support (and query) points per training task
+  std::vector<Index> hidden{40, 40};  // hidden widths
+  int threads = 1;                // workers for the tasks of a meta-batch
+  std::uint64_t seed = 1;         // initialisation and training tasks
+  int eval_tasks = 600;           // test tasks
+  std::string init = "glorot_uniform";  // weight initialisation
+  std::string report;             // JSON report file
+  std::string plot;               // SVG figure file
+  bool quiet = false;             // no progress output
+};
+
+/// A bad command line: the message says what and how to fix it (exit status 2).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+inline std::string usage() {
+  return R"(sine_regression: MAML on sinusoid regression (Finn et al. 2017, section 5.1)
+
+usage: sine_regression [flags]
+  --iterations N     meta-iterations, and baseline iterations  (default 70000)
+  --order {1,2}      1: first-order MAML, 2: exact second order (default 2)
+  --inner-steps N    inner gradient steps in meta-training       (default 1)
+  --inner-lr X       inner learning rate alpha                   (default 0.01)
+  --meta-lr X        Adam learning rate                          (default 0.001)
+  --meta-batch N     tasks per meta-iteration                    (default 25)
+  --shots K          support and query points per training task  (default 10)
+  --hidden W,W,...   hidden layer widths                         (default 40,40)
+  --threads N        threads for the tasks of a meta-batch       (default 1)
+  --seed N           seed of initialisation and training tasks   (default 1)
+  --eval-tasks N     test tasks for the evaluation               (default 600)
+  --init NAME        glorot_uniform, he_uniform or truncated_normal (sigma 0.01, as the
+                     paper's code)                               (default glorot_uniform)
+  --report FILE      write a JSON report
+  --plot FILE        write an SVG figure like the paper's Figure 2
+  --quiet            no progress output
+  --help             this text
+Evaluation: for K in {5, 10, 20}, adapt on K points with the training alpha and report the
+MSE on 100 evenly spaced points in [-5, 5] after 0, 1, 5 and 10 steps (mean and 95% CI).
+)";
+}
+
+namespace detail {
+inline long parse_integer(const std::string& flag, const std::string& text, long lo, long hi) {
+  std::size_t used = 0;
+  long value = 0;
+  try {
+    value = std::stol(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty())
+    throw UsageError(flag + " expects an integer, got '" + text + "'");
+  if (value < lo || value > hi)
+    throw UsageError(flag + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + text);
+  return value;
+}
+inline double parse_real(const std::string& flag, const std::string& text) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty() || !std::isfinite(value) || value <= 0)
+    throw UsageError(flag + " expects a finite number > 0, got '" + text + "'");
+  return value;
+}
+}  // namespace detail
+
+/// Parses the flags (argv[0] excluded). Throws UsageError on anything unknown or malformed.
+/// Returns false when --help was given (the caller prints usage() and exits 0).
+inline bool parse(const std::vector<std::string>& args, Config& c) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (flag == "--help" || flag == "-h") return false;
+    if (flag == "--quiet") {
+      c.quiet = true;
+      continue;
+    }
+    if (flag.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + flag + "' (flags start with --)");
+    if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
+    const std::string& v = args[++i];
+    if (flag == "--iterations") c.iterations = detail::parse_integer(flag, v, 0, 1000000000L);
+    else if (flag == "--order") c.order = static_cast<int>(detail::parse_integer(flag, v, 1, 2));
+    else if (flag == "--inner-steps") c.inner_steps = static_cast<int>(detail::parse_integer(flag, v, 1, 1000));
+    else if (flag == "--inner-lr") c.inner_lr = detail::parse_real(flag, v);
+    else if (flag == "--meta-lr") c.meta_lr = detail::parse_real(flag, v);
+    else if (flag == "--meta-batch") c.meta_batch = static_cast<int>(detail::parse_integer(flag, v, 1, 100000));
+    else if (flag == "--shots") c.shots = static_cast<int>(detail::parse_integer(flag, v, 1, 100000));
+    else if (flag == "--threads") c.threads = static_cast<int>(detail::parse_integer(flag, v, 1, 256));
+    else if (flag == "--seed") c.seed = static_cast<std::uint64_t>(detail::parse_integer(flag, v, 0, std::numeric_limits<long>::max()));
+    else if (flag == "--eval-tasks") c.eval_tasks = static_cast<int>(detail::parse_integer(flag, v, 1, 10000000));
+    else if (flag == "--report") c.report = v;
+    else if (flag == "--plot") c.plot = v;
+    else if (flag == "--init") {
+      if (v != "glorot_uniform" && v != "he_uniform" && v != "truncated_normal")
+        throw UsageError("--init expects glorot_uniform, he_uniform or truncated_normal, got '" + v + "'");
+      c.init = v;
+    } else if (flag == "--hidden") {
+      c.hidden.clear();
+      std::stringstream in(v);
+      std::string item;
+      while (std::getline(in, item, ',')) c.hidden.push_back(detail::parse_integer("--hidden", item, 1, 100000));
+      if (c.hidden.empty() || v.back() == ',') throw UsageError("--hidden expects widths like 40,40, got '" + v + "'");
+    } else {
+      throw UsageError("unknown flag '" + flag + "' (see --help)");
+    }
+  }
+  return true;
+}
+
+/// MSE after 0, 1, 5 and 10 steps for one method and K: mean and 95% CI over the test tasks.
+struct EvalRow {
+  std::string method;  // "maml" or "pretrained"
+  int shots = 0;
+  std::vector<int> steps{0, 1, 5, 10};
+  std::vector<double> mse;
+  std::vector<double> ci95;
+};
+
+/// One panel of the figure: a test task, its K points, and predictions on a grid.
+struct Panel {
+  std::string method;
+  int shots = 0;
+  std::vector<double> x, truth, before, after1, after10;  // on the grid
+  std::vector<double> support_x, support_y;
+};
+
+/// Everything the run measured.
+struct Report {
+  Config config;
+  double train_seconds = 0;          // meta-training
+  double iterations_per_second = 0;  // of meta-training
+  double baseline_seconds = 0;       // pretrained baseline training
+  double eval_seconds = 0;
+  double final_meta_loss = 0;        // mean meta-loss of the last 1000 iterations
+  std::vector<EvalRow> eval;
+  std::vector<Panel> panels;
+};
+
+/// Progress of meta-training, one line per call (the caller decides how often).
+using ProgressSink = std::function<void(long iteration, long total, double mean_loss, double elapsed)>;
+
+namespace detail {
+
+template <class Obj>
+struct Experiment {
+  using S = float;
+  using Sampler = metalearn::tasks::SineTasks<S>;
+  using Task = typename Sampler::Task;
+  using Batch = typename Obj::Batch;
+
+  const Config& config;
+  Obj objective;
+
+  static constexpr std::uint64_t kEvalSeed = 20170309;  // fixed: every run is evaluated on the same tasks
+
+  metalearn::MamlOptions maml_options() const {
+    metalearn::MamlOptions o;
+    o.inner_lr = config.inner_lr;
+    o.inner_steps = config.inner_steps;
+    o.order = config.order == 1 ? metalearn::Order::first : metalearn::Order::second;
+    o.threads = config.threads;
+    return o;
+  }
+
+  typename Sampler::Options sampler_options(int shots) const {
+    typename Sampler::Options o;
+    o.support = shots;
+    o.query = shots;
+    return o;
+  }
+
+  // MAML: returns θ; fills the timing fields of the report.
+  Vector<S> meta_train(Report& report, const ProgressSink& progress) {
+    metalearn::Rng rng(config.seed);
+    Vector<S> theta(objective.parameter_count());
+    objective.initialize(theta, rng);
+    metalearn::Maml maml(objective, maml_options());
+    metalearn::optim::Adam<S> adam(theta.size(), {config.meta_lr});
+    Sampler sampler(config.seed, sampler_options(config.shots), /*stream=*/1);
+    metalearn::TrainerOptions to;
+    to.meta_batch = config.meta_batch;
+    metalearn::MetaTrainer trainer(maml, adam, sampler, to);
+    std::vector<double> window(1000, 0.0);
+    double window_sum = 0;
+    long filled = 0;
+    trainer.run(theta, config.iterations, [&](const metalearn::Progress& p) {
+      const std::size_t slot = static_cast<std::size_t>((p.iteration - 1) % 1000);
+      window_sum += p.meta_loss - window[slot];
+      window[slot] = p.meta_loss;
+      filled = std::min<long>(filled + 1, 1000);
+      if (progress) progress(p.iteration, config.iterations, window_sum / static_cast<double>(filled), p.elapsed_seconds);
+      report.train_seconds = p.elapsed_seconds;
+    });
+    report.iterations_per_second =
+        report.train_seconds > 0 ? static_cast<double>(config.iterations) / report.train_seconds : 0.0;
+    report.final_meta_loss = filled > 0 ? window_sum / static_cast<double>(filled) : 0.0;
+    return theta;
+  }
+
+  // The baseline: the same network and initialisation trained by plain regression on the
+  // support points of a meta-batch of tasks per iteration, for as many iterations.
+  Vector<S> pretrain(Report& report) {
+    const auto start = std::chrono::steady_clock::now();
+    metalearn::Rng rng(config.seed);
+    Vector<S> theta(objective.parameter_count());
+    objective.initialize(theta, rng);
+    metalearn::optim::Adam<S> adam(theta.size(), {config.meta_lr});
+    Sampler sampler(config.seed, sampler_options(config.shots), /*stream=*/2);
+    const Index points = static_cast<Index>(config.meta_batch) * config.shots;
+    Batch batch{metalearn::Matrix<S>(1, points), metalearn::Matrix<S>(1, points)};
+    Batch task_points;
+    typename Obj::Workspace ws;
+    Vector<S> grad(theta.size());
+    for (long i = 0; i < config.iterations; ++i) {
+      for (int t = 0; t < config.meta_batch; ++t) {
+        sampler.sample_points(sampler.sample_sinusoid(), config.shots, task_points);
+        batch.inputs.middleCols(static_cast<Index>(t) * config.shots, config.shots) = task_points.inputs;
+        batch.targets.middleCols(static_cast<Index>(t) * config.shots, config.shots) = task_points.targets;
+      }
+      objective.loss_and_gradient(theta, batch, grad, ws);
+      adam.step(theta, grad);
+    }
+    report.baseline_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return theta;
+  }
+
+  // Adapts each test task on K points and records the MSE on the grid after 0, 1, 5, 10 steps;
+  // the first test task of K = 5 and of K = 10 become the figure's panels.
+  void evaluate(const std::string& method, const Vector<S>& theta, Report& report) {
+    metalearn::Maml maml(objective, maml_options());
+    typename Obj::Workspace ws;
+    Vector<S> fast(theta.size());
+    metalearn::Matrix<S> prediction(1, 100);
+    for (int shots : {5, 10, 20}) {
+      Sampler sampler(kEvalSeed, sampler_options(shots), static_cast<std::uint64_t>(shots));
+      EvalRow row;
+      row.method = method;
+      row.shots = shots;
+      std::vector<std::vector<double>> mse(row.steps.size());
+      Task task;
+      for (int t = 0; t < config.eval_tasks; ++t) {
+        const auto sinusoid = sampler.sample(task);
+        const Batch grid = sampler.grid(sinusoid, 100);
+        Panel panel;
+        const bool draw = t == 0 && shots != 20;
+        fast = theta;
+        int done = 0;
+        for (std::size_t s = 0; s < row.steps.size(); ++s) {
+          maml.adapt(fast, task.support, fast, row.steps[s] - done);
+          done = row.steps[s];
+          mse[s].push_back(static_cast<double>(objective.loss(fast, grid, ws)));
+          if (draw && (done == 0 || done == 1 || done == 10)) {
+            objective.predict(fast, grid.inputs, prediction, ws);
+            std::vector<double> values(prediction.data(), prediction.data() + prediction.size());
+            (done == 0 ? panel.before : done == 1 ? panel.after1 : panel.after10) = values;
+          }
+        }
+        if (draw) {
+          panel.method = method;
+          panel.shots = shots;
+          for (Index j = 0; j < grid.size(); ++j) {
+            panel.x.push_back(grid.inputs(0, j));
+            panel.truth.push_back(grid.targets(0, j));
+          }
+          for (Index j = 0; j < task.support.size(); ++j) {
+            panel.support_x.push_back(task.support.inputs(0, j));
+            panel.support_y.push_back(task.support.targets(0, j));
+          }
+          report.panels.push_back(std::move(panel));
+        }
+      }
+      for (const auto& values : mse) {
+        double mean = 0, var = 0;
+        for (double v : values) mean += v;
+        mean /= static_cast<double>(values.size());
+        for (double v : values) var += (v - mean) * (v - mean);
+        const double sd = values.size() > 1 ? std::sqrt(var / static_cast<double>(values.size() - 1)) : 0.0;
+        row.mse.push_back(mean);
+        row.ci95.push_back(1.96 * sd / std::sqrt(static_cast<double>(values.size())));
+      }
+      report.eval.push_back(std::move(row));
+    }
+  }
+};
+
+inline metalearn::nn::Initializer initializer(const std::string& name) {
+  if (name == "he_uniform") return metalearn::nn::HeUniform{};
+  if (name == "truncated_normal") return metalearn::nn::TruncatedNormal{0.01};
+  return metalearn::nn::GlorotUniform{};
+}
+
+template <class Net>
+Report run_with(const Config& config, Net net, const ProgressSink& progress) {
+  using Obj = metalearn::nn::Objective<Net, metalearn::nn::MeanSquaredError>;
+  Experiment<Obj> experiment{config, Obj(std::move(net), {}, initializer(config.init))};
+  Report report;
+  report.config = config;
+  const Vector<float> maml = experiment.meta_train(report, progress);
+  const Vector<float> pretrained = experiment.pretrain(report);
+  const auto start = std::chrono::steady_clock::now();
+  experiment.evaluate("maml", maml, report);
+  experiment.evaluate("pretrained", pretrained, report);
+  report.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace detail
+
+/// Runs the whole experiment. The paper's 1-40-40-1 network is compiled with fixed sizes;
+/// other widths use the run-time network.
+inline Report run(const Config& config, const ProgressSink& progress = {}) {
+  using namespace metalearn::nn;
+  if (config.hidden == std::vector<Index>{40, 40})
+    return detail::run_with(config, Mlp<float, Dense<1, 40, Relu>, Dense<40, 40, Relu>, Dense<40, 1>>(), progress);
+  std::vector<Index> widths{1};
+  widths.insert(widths.end(), config.hidden.begin(), config.hidden.end());
+  widths.push_back(1);
+  return detail::run_with(config, Mlp<float>(widths, Relu{}), progress);
+}
+
+/// The paper's K = 5 numbers (MAML paper, sinusoid regression), after 1, 5 and 10 steps.
+struct PaperRow {
+  const char* method;
+  double mse[3];
+};
+inline constexpr PaperRow kPaper[] = {{"maml", {0.67, 0.38, 0.35}}, {"pretrained", {2.41, 2.23, 2.19}}};
+
+/// The evaluation laid out like the paper's table, with the paper's K = 5 numbers.
+inline std::string table(const Report& r) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(3);
+  out << "MSE on 100 points in [-5, 5] after k gradient steps (alpha = " << r.config.inner_lr << "), "
+      << r.config.eval_tasks << " test tasks, mean +- 95% CI\n";
+  out << "method           K   k = 0            k = 1            k = 5            k = 10\n";
+  for (int shots : {5, 10, 20}) {
+    for (const auto& row : r.eval) {
+      if (row.shots != shots) continue;
+      out << std::left << std::setw(14) << (row.method == "maml" ? "MAML" : "pretrained") << std::right
+          << std::setw(4) << shots;
+      for (std::size_t s = 0; s < row.mse.size(); ++s)
+        out << "   " << std::setw(6) << row.mse[s] << " +- " << std::setw(5) << row.ci95[s];
+      out << "\n";
+      if (shots == 5)
+        for (const auto& p : kPaper)
+          if (row.method == p.method)
+            out << "  (paper)        5         -      " << std::setw(10) << p.mse[0] << "       " << std::setw(10)
+                << p.mse[1] << "       " << std::setw(10) << p.mse[2] << "\n";
+    }
+  }
+  return out.str();
+}
+
+namespace detail {
+inline std::string number(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream out;
+  out << std::setprecision(9) << v;
+  return out.str();
+}
+inline std::string string(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(ch) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(ch)));
+          out += buf;
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out + "\"";
+}
+template <class T, class F>
+std::string list(const std::vector<T>& values, F&& f) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + f(values[i]);
+  return out + "]";
+}
+}  // namespace detail
+
+/// The JSON report: config (every flag), timings, and the evaluation rows.
+inline std::string to_json(const Report& r) {
+  using detail::number;
+  using detail::string;
+  const Config& c = r.config;
+  std::ostringstream out;
+  out << "{\n  \"config\": {"
+      << "\"iterations\": " << c.iterations << ", \"order\": " << c.order << ", \"inner_steps\": " << c.inner_steps
+      << ", \"inner_lr\": " << number(c.inner_lr) << ", \"meta_lr\": " << number(c.meta_lr)
+      << ", \"meta_batch\": " << c.meta_batch << ", \"shots\": " << c.shots
+      << ", \"hidden\": " << detail::list(c.hidden, [](Index w) { return std::to_string(w); })
+      << ", \"threads\": " << c.threads << ", \"seed\": " << c.seed << ", \"eval_tasks\": " << c.eval_tasks
+      << ", \"init\": " << string(c.init) << ", \"report\": " << string(c.report) << ", \"plot\": " << string(c.plot)
+      << ", \"quiet\": " << (c.quiet ? "true" : "false") << "},\n"
+      << "  \"metalearn_version\": " << string(metalearn::version_string) << ",\n"
+      << "  \"train_seconds\": " << number(r.train_seconds) << ",\n"
+      << "  \"iterations_per_second\": " << number(r.iterations_per_second) << ",\n"
+      << "  \"baseline_seconds\": " << number(r.baseline_seconds) << ",\n"
+      << "  \"eval_seconds\": " << number(r.eval_seconds) << ",\n"
+      << "  \"final_meta_loss\": " << number(r.final_meta_loss) << ",\n"
+      << "  \"eval\": [";
+  for (std::size_t i = 0; i < r.eval.size(); ++i) {
+    const EvalRow& e = r.eval[i];
+    out << (i ? ",\n    " : "\n    ") << "{\"method\": " << string(e.method) << ", \"shots\": " << e.shots
+        << ", \"steps\": " << detail::list(e.steps, [](int s) { return std::to_string(s); })
+        << ", \"mse\": " << detail::list(e.mse, number) << ", \"ci95\": " << detail::list(e.ci95, number) << "}";
+  }
+  out << "\n  ]\n}\n";
+  return out.str();
+}
+
+namespace detail {
+inline std::string tick(double v) {  // 2, 1.5, -0.5: no trailing zeros
+  std::ostringstream out;
+  out << std::defaultfloat << std::setprecision(3) << (std::abs(v) < 1e-12 ? 0.0 : v);
+  return out.str();
+}
+}  // namespace detail
+
+/// An SVG figure like the paper's Figure 2: MAML and the pretrained baseline (rows) at
+/// K = 5 and K = 10 (columns); the true function, the K points, and the predictions before
+/// adaptation and after 1 and 10 gradient steps.
+inline std::string to_svg(const Report& r) {
+  const double pw = 460, ph = 320, ml = 52, mr = 16, mt = 34, mb = 44;  // panel size and margins
+  const int cols = 2, rows = 2;
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(2);
+  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << cols * pw << "\" height=\"" << rows * ph + 50
+      << "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  struct Style {
+    const char* label;
+    const char* color;
+    const char* dash;
+    double width;
+  };
+  const Style truth{"ground truth", "#d62728", "", 2.2}, before{"pre-update", "#2ca02c", "2,4", 1.8},
+      one{"1 grad step", "#7fbf7f", "8,4", 1.8}, ten{"10 grad steps", "#1a5e1a", "8,4", 2.0};
+  for (const Panel& p : r.panels) {
+    const int col = p.shots == 5 ? 0 : 1, row = p.method == "maml" ? 0 : 1;
+    const double ox = col * pw, oy = row * ph;
+    double lo = 0, hi = 0;
+    for (const auto* v : {&p.truth, &p.before, &p.after1, &p.after10, &p.support_y})
+      for (double y : *v) {
+        lo = std::min(lo, y);
+        hi = std::max(hi, y);
+      }
+    const double span = std::max(1.0, std::ceil(std::max(std::abs(lo), std::abs(hi))));  // symmetric, whole units
+    auto X = [&](double x) { return ox + ml + (x + 5.0) / 10.0 * (pw - ml - mr); };
+    auto Y = [&](double y) { return oy + mt + (span - y) / (2 * span) * (ph - mt - mb); };
+    out << "<text x=\"" << ox + pw / 2 << "\" y=\"" << oy + 20 << "\" text-anchor=\"middle\" font-size=\"14\">"
+        << (p.method == "maml" ? "MAML" : "pretrained") << ", K = " << p.shots << "</text>\n";
+    out << "<rect x=\"" << X(-5) << "\" y=\"" << Y(span) << "\" width=\"" << X(5) - X(-5) << "\" height=\""
+        << Y(-span) - Y(span) << "\" fill=\"none\" stroke=\"#444\"/>\n";
+    for (int t = -5; t <= 5; ++t)
+      out << "<line x1=\"" << X(t) << "\" y1=\"" << Y(-span) << "\" x2=\"" << X(t) << "\" y2=\"" << Y(-span) + 5
+          << "\" stroke=\"#444\"/><text x=\"" << X(t) << "\" y=\"" << Y(-span) + 18
+          << "\" text-anchor=\"middle\">" << t << "</text>\n";
+    const double step = span <= 2 ? 0.5 : span <= 4 ? 1 : 2;
+    for (double t = -std::floor(span / step) * step; t <= span + 1e-9; t += step)
+      out << "<line x1=\"" << X(-5) - 5 << "\" y1=\"" << Y(t) << "\" x2=\"" << X(-5) << "\" y2=\"" << Y(t)
+          << "\" stroke=\"#444\"/><text x=\"" << X(-5) - 8 << "\" y=\"" << Y(t) + 4 << "\" text-anchor=\"end\">"
+          << detail::tick(t) << "</text>\n";
+    out << "<text x=\"" << (X(-5) + X(5)) / 2 << "\" y=\"" << oy + ph - 6 << "\" text-anchor=\"middle\">x</text>\n";
+    auto curve = [&](const std::vector<double>& y, const Style& s) {
+      out << "<polyline fill=\"none\" stroke=\"" << s.color << "\" stroke-width=\"" << s.width << "\"";
+      if (*s.dash) out << " stroke-dasharray=\"" << s.dash << "\"";
+      out << " points=\"";
+      for (std::size_t i = 0; i < y.size(); ++i) out << X(p.x[i]) << "," << Y(std::clamp(y[i], -span, span)) << " ";
+      out << "\"/>\n";
+    };
+    curve(p.truth, truth);
+    curve(p.before, before);
+    curve(p.after1, one);
+    curve(p.after10, ten);
+    for (std::size_t i = 0; i < p.support_x.size(); ++i) {
+      const double cx = X(p.support_x[i]), cy = Y(p.support_y[i]);
+      out << "<path d=\"M" << cx << "," << cy - 6 << " L" << cx - 5.5 << "," << cy + 4 << " L" << cx + 5.5 << ","
+          << cy + 4 << " Z\" fill=\"#7b3294\"/>\n";
+    }
+  }
+  // legend
+  const double ly = rows * ph + 18;
+  double lx = 24;
+  for (const Style* s : {&truth, &before, &one, &ten}) {
+    out << "<line x1=\"" << lx << "\" y1=\"" << ly << "\" x2=\"" << lx + 34 << "\" y2=\"" << ly << "\" stroke=\""
+        << s->color << "\" stroke-width=\"" << s->width << "\"";
+    if (*s->dash) out << " stroke-dasharray=\"" << s->dash << "\"";
+    out << "/><text x=\"" << lx + 40 << "\" y=\"" << ly + 4 << "\">" << s->label << "</text>\n";
+    lx += 172;
+  }
+  out << "<path d=\"M" << lx + 10 << "," << ly - 6 << " L" << lx + 4.5 << "," << ly + 4 << " L" << lx + 15.5 << ","
+      << ly + 4 << " Z\" fill=\"#7b3294\"/><text x=\"" << lx + 24 << "\" y=\"" << ly + 4
+      << "\">points used for gradient</text>\n";
+  out << "</svg>\n";
+  return out.str();
+}
+
+}  // namespace sine
