@@ -1,0 +1,39 @@
+#pragma once
+/// @file
+/// @brief Umbrella header: everything public in metalearn.
+///
+/// Including the individual headers instead keeps compile times down; the meta-learning
+/// headers (meta/) never include the networks (nn/), so a program with its own model type
+/// needs only metalearn/model.hpp and metalearn/meta/.
+
+#include <metalearn/version.hpp>
+
+#include <metalearn/core/batch.hpp>
+#include <metalearn/core/error.hpp>
+#include <metalearn/core/random.hpp>
+#include <metalearn/core/types.hpp>
+
+#include <metalearn/model.hpp>
+
+#include <metalearn/nn/activation.hpp>
+#include <metalearn/nn/dense.hpp>
+#include <metalearn/nn/init.hpp>
+#include <metalearn/nn/loss.hpp>
+#include <metalearn/nn/mlp.hpp>
+#include <metalearn/nn/objective.hpp>
+
+#include <metalearn/meta/maml.hpp>
+#include <metalearn/meta/trainer.hpp>
+
+#include <metalearn/optim/adam.hpp>
+#include <metalearn/optim/clip.hpp>
+#include <metalearn/optim/sgd.hpp>
+
+#include <metalearn/parallel/thread_pool.hpp>
+
+#include <metalearn/tasks/sine.hpp>
+#include <metalearn/tasks/task.hpp>
+
+#include <metalearn/check/derivatives.hpp>
+#include <metalearn/check/meta_gradient.hpp>
+#include <metalearn/check/result.hpp>
