@@ -14,7 +14,9 @@
 
 #include <metalearn/core/types.hpp>
 
+#include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 namespace metalearn::detail {
 
@@ -26,8 +28,12 @@ class GemmScratch {
   S* lhs(Index size) { return grow(lhs_, size); }
   /// A buffer of at least `size` scalars for the packed right operand.
   S* rhs(Index size) { return grow(rhs_, size); }
+  /// A buffer of at least `size` scalars for a transposed copy of a left operand.
+  S* transposed(Index size) { return grow(transposed_, size); }
   /// Bytes held.
-  std::size_t bytes() const { return sizeof(S) * static_cast<std::size_t>(lhs_.size() + rhs_.size()); }
+  std::size_t bytes() const {
+    return sizeof(S) * static_cast<std::size_t>(lhs_.size() + rhs_.size() + transposed_.size());
+  }
 
  private:
   static S* grow(Vector<S>& v, Index size) {
@@ -36,6 +42,7 @@ class GemmScratch {
   }
   Vector<S> lhs_;
   Vector<S> rhs_;
+  Vector<S> transposed_;
 };
 
 #if EIGEN_VERSION_AT_LEAST(3, 4, 0) && !EIGEN_VERSION_AT_LEAST(3, 4, 90)
@@ -55,6 +62,52 @@ class ScratchBlocking : public Eigen::internal::level3_blocking<S, S> {
 };
 #endif
 
+/// C (m × n, column-major, ldc) = or += A (m × k, column-major, lda) · B, where B(p, j) is at
+/// b[p·bs + j·bt]: a register-blocked kernel for the narrow products of small networks
+/// (m between one and six SIMD packets), which Eigen's blocked product would first pack.
+/// Four columns of C are kept in registers while the k columns of A stream through; the
+/// last, partial packet of rows is the packet that ends at row m (overlapping its
+/// neighbour), so every load stays inside A's columns and no copy of A is made.
+template <class S, int R>
+void small_gemm(Index m, Index n, Index k, const S* a, Index lda, const S* b, Index bs, Index bt, S* c, Index ldc,
+                bool accumulate) {
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<S>::type;
+  constexpr Index L = ei::packet_traits<S>::size;
+  Index rows[R];  // first row of each packet
+  for (int r = 0; r < R; ++r) rows[r] = std::min<Index>(r * L, m - L);
+  auto block = [&](Index j0, auto cols_tag) {
+    constexpr int Q = decltype(cols_tag)::value;
+    P acc[Q][R];
+    for (int q = 0; q < Q; ++q)
+      for (int r = 0; r < R; ++r) acc[q][r] = ei::pset1<P>(S(0));
+    for (Index p = 0; p < k; ++p) {
+      P col[R];
+      for (int r = 0; r < R; ++r) col[r] = ei::ploadu<P>(a + p * lda + rows[r]);
+      for (int q = 0; q < Q; ++q) {
+        const P bb = ei::pset1<P>(b[p * bs + (j0 + q) * bt]);
+        for (int r = 0; r < R; ++r) acc[q][r] = ei::pmadd(col[r], bb, acc[q][r]);  // C(:, j) += A(:, p) B(p, j)
+      }
+    }
+    for (int q = 0; q < Q; ++q) {
+      S* cj = c + (j0 + q) * ldc;
+      if (accumulate)  // load every packet of the column before storing any (they may overlap)
+        for (int r = 0; r < R; ++r) acc[q][r] = ei::padd(acc[q][r], ei::ploadu<P>(cj + rows[r]));
+      for (int r = 0; r < R; ++r) ei::pstoreu(cj + rows[r], acc[q][r]);
+    }
+  };
+  Index j = 0;
+  for (; j + 4 <= n; j += 4) block(j, std::integral_constant<int, 4>{});
+  for (; j < n; ++j) block(j, std::integral_constant<int, 1>{});
+}
+
+/// True when `small_gemm` handles products with m rows of S.
+template <class S>
+constexpr bool small_gemm_rows(Index m) {
+  constexpr Index L = Eigen::internal::packet_traits<S>::size;
+  return m >= L && m <= 6 * L;
+}
+
 /// dst = lhs · rhs, or dst += lhs · rhs when `accumulate`. The operands are Maps (or
 /// transposes of Maps) that do not alias dst.
 template <class Dst, class Lhs, class Rhs, class S>
@@ -73,6 +126,33 @@ inline void gemm(Dst&& dst, const Lhs& lhs, const Rhs& rhs, bool accumulate, Gem
     if (blocked && dst.innerStride() == 1) {
       const auto& l = LT::extract(lhs);
       const auto& r = RT::extract(rhs);
+      constexpr Index L = ei::packet_traits<S>::size;
+      if constexpr (LX::Flags & Eigen::RowMajorBit) {  // a transposed lhs: copy it column-major first
+        if (l.innerStride() == 1 && r.innerStride() == 1 && small_gemm_rows<S>(m) && k <= 8 * L) {
+          Eigen::Map<Matrix<S>> copy(scratch.transposed(m * k), m, k);
+          copy = l;
+          gemm(dst, copy, rhs, accumulate, scratch);
+          return;
+        }
+      } else {  // narrow products with a column-major lhs
+        if (l.innerStride() == 1 && r.innerStride() == 1 && small_gemm_rows<S>(m)) {
+          const bool rhs_row_major = (RX::Flags & Eigen::RowMajorBit) != 0;
+          const Index bs = rhs_row_major ? r.outerStride() : 1, bt = rhs_row_major ? 1 : r.outerStride();
+          const Index packets = (m + L - 1) / L;
+          auto run = [&](auto r_tag) {
+            small_gemm<S, decltype(r_tag)::value>(m, n, k, l.data(), l.outerStride(), r.data(), bs, bt, dst.data(),
+                                                  dst.outerStride(), accumulate);
+          };
+          switch (packets) {
+            case 1: run(std::integral_constant<int, 1>{}); return;
+            case 2: run(std::integral_constant<int, 2>{}); return;
+            case 3: run(std::integral_constant<int, 3>{}); return;
+            case 4: run(std::integral_constant<int, 4>{}); return;
+            case 5: run(std::integral_constant<int, 5>{}); return;
+            default: run(std::integral_constant<int, 6>{}); return;
+          }
+        }
+      }
       if (l.innerStride() == 1 && r.innerStride() == 1) {
         if (!accumulate) dst.setZero();
         ScratchBlocking<S> blocking(m, n, k, scratch);

@@ -95,6 +95,7 @@ struct LayerBuffers {
   Matrix<S> a;  ///< [A | RA]
   Matrix<S> g;  ///< [RG | G]
   Matrix<S> d;  ///< [Rδ | δ]
+  Matrix<S> wt;  ///< Wᵀ of the last backward pass (narrow layers only: reused by the cached R-pass)
   void resize(Index rows, Index capacity) {
     z.resize(rows, 2 * capacity);
     a.resize(rows, 2 * capacity);
@@ -151,7 +152,7 @@ struct DenseOps {
     Eigen::Map<WMat> grad_w(grad, layer.output_size(), layer.input_size());
     metalearn::detail::gemm(grad_w, delta, input(x, n).transpose(), false, scratch);                // ∇W = δ Xᵀ
     Eigen::Map<BVec>(grad + grad_w.size(), layer.output_size()) = delta.rowwise().sum();  // ∇b = δ 1
-    if (g_prev) metalearn::detail::gemm(in_cols(*g_prev, n, n), weights(layer, w).transpose(), delta, false, scratch);  // G_prev = Wᵀ δ
+    if (g_prev) times_transposed_weights(layer, w, buf, in_cols(*g_prev, n, n), delta, scratch);  // G_prev = Wᵀ δ
   }
 
   /// Forward and R-forward together: [Z | RZ], [A | RA]. `x` has 2n columns [A | RA] unless
@@ -199,7 +200,7 @@ struct DenseOps {
       metalearn::detail::gemm(hv_w, cols(buf.d, 0, 2 * n), input(x, 2 * n).transpose(), false, scratch);  // (Hv)_W = Rδ Aᵀ + δ RAᵀ
     Eigen::Map<BVec>(hv + hv_w.size(), layer.output_size()) = rdelta.rowwise().sum();  // (Hv)_b = Rδ 1
     if (g_prev) {
-      metalearn::detail::gemm(in_cols(*g_prev, 0, 2 * n), weights(layer, w).transpose(), cols(buf.d, 0, 2 * n), false, scratch);  // [RG | G] = Wᵀ [Rδ | δ]
+      times_transposed_weights(layer, w, buf, in_cols(*g_prev, 0, 2 * n), cols(buf.d, 0, 2 * n), scratch);  // [RG | G] = Wᵀ [Rδ | δ]
       metalearn::detail::gemm(in_cols(*g_prev, 0, n), weights(layer, v).transpose(), delta, true, scratch);  // RG += Vᵀ δ
     }
   }
@@ -244,12 +245,34 @@ struct DenseOps {
     Eigen::Map<BVec>(hv + hv_w.size(), layer.output_size()) = rdelta.rowwise().sum();                   // (Hv)_b = Rδ 1
     if (g_prev) {
       auto rg_prev = in_cols(*g_prev, 0, n);
-      metalearn::detail::gemm(rg_prev, weights(layer, w).transpose(), rdelta, false, scratch);          // RG_prev = Wᵀ Rδ
+      if (metalearn::detail::small_gemm_rows<S>(layer.input_size()))  // Wᵀ kept by the gradient pass
+        metalearn::detail::gemm(rg_prev, Eigen::Map<const WTMat>(buf.wt.data(), layer.input_size(), layer.output_size()),
+                                rdelta, false, scratch);                                                // RG_prev = Wᵀ Rδ
+      else
+        metalearn::detail::gemm(rg_prev, weights(layer, w).transpose(), rdelta, false, scratch);        // RG_prev = Wᵀ Rδ
       metalearn::detail::gemm(rg_prev, weights(layer, v).transpose(), cols(buf.d, n, n), true, scratch);  //        + Vᵀ δ
     }
   }
 
  private:
+  using WTMat = Eigen::Matrix<S, In, Out>;
+
+  // dst (+)= Wᵀ rhs. For narrow layers Wᵀ is first copied column-major into buf.wt: the
+  // small-product kernel wants a column-major left operand, and the cached R-pass reuses the
+  // copy. Wide layers use the transposed view, which Eigen's blocked product packs itself.
+  template <class Dst, class Rhs>
+  static void times_transposed_weights(const Layer& layer, const S* w, LayerBuffers<S>& buf, Dst&& dst, const Rhs& rhs,
+                                       metalearn::detail::GemmScratch<S>& scratch) {
+    if (metalearn::detail::small_gemm_rows<S>(layer.input_size())) {
+      buf.wt.resize(layer.input_size(), layer.output_size());  // allocates on first use only
+      buf.wt = weights(layer, w).transpose();
+      metalearn::detail::gemm(dst, Eigen::Map<const WTMat>(buf.wt.data(), layer.input_size(), layer.output_size()),
+                              rhs, false, scratch);
+    } else {
+      metalearn::detail::gemm(dst, weights(layer, w).transpose(), rhs, false, scratch);
+    }
+  }
+
   // Every column of m = b (a column loop: Eigen's Replicate is slow for run-time sizes).
   template <class M, class B>
   static void fill_columns(M& m, const B& b) {
