@@ -9,10 +9,17 @@
 /// so every worker is used as soon as there are size() items and each item always runs on
 /// the same worker; callers that need results independent of the thread count write each
 /// item's result to its own slot and combine the slots in a fixed order afterwards.
+///
+/// A meta-step lasts a fraction of a millisecond, so waking a sleeping thread (tens of
+/// microseconds) would eat much of the gain. Workers therefore spin on an atomic generation
+/// counter for a short while after each job (`spin_microseconds`) before they sleep on a
+/// condition variable; the caller spins the same way while it waits for the last item.
 
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/types.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -25,9 +32,12 @@ namespace metalearn::parallel {
 /// A pool of `size()` workers: the caller plus size() − 1 threads.
 class ThreadPool {
  public:
-  /// A pool of `threads` workers (≥ 1); starts threads − 1 threads.
-  explicit ThreadPool(int threads) : size_(threads) {
+  /// A pool of `threads` workers (≥ 1); starts threads − 1 threads, which spin for up to
+  /// `spin_microseconds` waiting for the next job before they sleep.
+  explicit ThreadPool(int threads, int spin_microseconds = 200) : size_(threads), spin_(spin_microseconds) {
     if (threads < 1) detail::fail("parallel::ThreadPool", "threads must be >= 1, got ", threads);
+    if (spin_microseconds < 0)
+      detail::fail("parallel::ThreadPool", "spin_microseconds must be >= 0, got ", spin_microseconds);
     threads_.reserve(static_cast<std::size_t>(threads - 1));
     for (int id = 1; id < threads; ++id) threads_.emplace_back([this, id] { loop(id); });
   }
@@ -35,7 +45,7 @@ class ThreadPool {
   ~ThreadPool() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
+      stop_.store(true, std::memory_order_release);
     }
     start_.notify_all();
     for (auto& t : threads_) t.join();
@@ -57,20 +67,21 @@ class ThreadPool {
       for (Index i = 0; i < count; ++i) f(i, 0);
       return;
     }
+    job_ = &trampoline<F>;
+    context_ = &f;
+    count_ = count;
+    error_ = nullptr;
+    busy_.store(size_ - 1, std::memory_order_relaxed);
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      job_ = &trampoline<F>;
-      context_ = &f;
-      count_ = count;
-      busy_ = size_ - 1;
-      error_ = nullptr;
-      ++generation_;
+      std::lock_guard<std::mutex> lock(mutex_);  // sleepers check the generation under the lock
+      generation_.fetch_add(1, std::memory_order_release);  // publishes the job
     }
     start_.notify_all();
     work(0);
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return busy_ == 0; });
-    job_ = nullptr;
+    if (!spin_until([this] { return busy_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [this] { return busy_.load(std::memory_order_acquire) == 0; });
+    }
     if (error_) std::rethrow_exception(error_);
   }
 
@@ -78,6 +89,18 @@ class ThreadPool {
   template <class F>
   static void trampoline(void* context, Index item, int worker) {
     (*static_cast<F*>(context))(item, worker);
+  }
+
+  // Spins until pred() holds or the spin time is over; returns pred().
+  template <class Pred>
+  bool spin_until(Pred pred) const {
+    if (pred()) return true;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_);
+    for (int i = 0;; ++i) {
+      if (pred()) return true;
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) return pred();
+      std::this_thread::yield();
+    }
   }
 
   void work(int worker) {
@@ -94,29 +117,35 @@ class ThreadPool {
   void loop(int id) {
     std::uint64_t seen = 0;
     for (;;) {
-      {
+      auto ready = [&] {
+        return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
+      };
+      if (!spin_until(ready)) {
         std::unique_lock<std::mutex> lock(mutex_);
-        start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
+        start_.wait(lock, ready);
       }
+      if (stop_.load(std::memory_order_acquire)) return;
+      seen = generation_.load(std::memory_order_acquire);
       work(id);
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--busy_ == 0) done_.notify_one();
+      if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);  // the caller may be about to sleep
+        done_.notify_one();
+      }
     }
   }
 
   int size_;
+  int spin_;
   std::vector<std::thread> threads_;
   std::mutex mutex_;
   std::condition_variable start_;
   std::condition_variable done_;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> busy_{0};
   void (*job_)(void*, Index, int) = nullptr;
   void* context_ = nullptr;
   Index count_ = 0;
-  int busy_ = 0;
   std::exception_ptr error_;
 };
 
