@@ -5,9 +5,12 @@
 //     and the program must pass its gradient check, so that the failure above has no other cause.
 #include <metalearn/check/derivatives.hpp>
 #include <metalearn/core/random.hpp>
+#include <metalearn/meta/maml.hpp>
 #include <metalearn/core/types.hpp>
 
+#include <cmath>
 #include <cstdio>
+#include <vector>
 
 namespace {
 
@@ -59,5 +62,13 @@ int main() {
   }
   const auto result = metalearn::check::gradient(model, theta, batch);  // checks the contract
   std::printf("%s\n", result.report().c_str());
-  return result ? 0 : 1;
+  // MAML checks the same contract (first order: the model has no Hessian-vector product)
+  metalearn::MamlOptions options;
+  options.order = metalearn::Order::first;
+  metalearn::Maml maml(model, options);
+  const std::vector<metalearn::Task<Points>> tasks{{batch, batch}};
+  metalearn::Vector<double> meta_gradient(model.parameter_count());
+  const double meta_loss = maml.meta_loss_and_gradient(theta, tasks, meta_gradient);
+  std::printf("meta-loss %g\n", meta_loss);
+  return result && std::isfinite(meta_loss) ? 0 : 1;
 }
