@@ -54,11 +54,13 @@ struct Tasks {
   torch::Tensor xs, ys, xq, yq;  // each [B, K, 1]
 };
 
+constexpr const char* kUsage =
+    "usage: maml_libtorch [--order {1,2}] [--inner-steps S] [--width W] [--meta-batch B]\n"
+    "                     [--threads T] [--iterations N] [--warmup M] [--seed X]\n"
+    "                     [--check-problem FILE]\n";
+
 [[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "maml_libtorch: " << message << "\n"
-            << "usage: maml_libtorch [--order {1,2}] [--inner-steps S] [--width W] [--meta-batch B]\n"
-            << "                     [--threads T] [--iterations N] [--warmup M] [--seed X]\n"
-            << "                     [--check-problem FILE]\n";
+  std::cerr << "maml_libtorch: " << message << "\n" << kUsage;
   std::exit(2);
 }
 
@@ -79,7 +81,10 @@ Options parse_options(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "-h" || flag == "--help") usage_error("MAML sine meta-step benchmark (libtorch loop)");
+    if (flag == "-h" || flag == "--help") {
+      std::cout << "MAML sine meta-iteration benchmark, libtorch loop over tasks (see README.md)\n" << kUsage;
+      std::exit(0);
+    }
     if (i + 1 >= argc) usage_error("missing value for " + flag);
     const std::string value = argv[++i];
     if (flag == "--order") {
