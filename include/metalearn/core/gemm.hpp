@@ -2,15 +2,21 @@
 /// @file
 /// @brief The one place where metalearn multiplies matrices (internal).
 ///
-/// Eigen's blocked matrix product packs its operands into buffers that it allocates on the
-/// heap once they exceed EIGEN_STACK_ALLOCATION_LIMIT (128 KiB), e.g. already for a
-/// 256 × 256 weight matrix. To keep the networks' passes free of heap allocation at any
-/// size, `gemm` runs Eigen's own blocked kernel (general_matrix_matrix_product, the code
-/// behind `dst.noalias() = lhs * rhs`) with packing buffers held by the caller's workspace
-/// (`GemmScratch`), grown on first use. Products that Eigen would not block (vectors, depth
-/// 1, tiny sizes) go through the ordinary expression, which does not allocate for them.
-/// This uses Eigen-internal interfaces and is enabled for Eigen 3.4 only; other versions
-/// fall back to the ordinary product.
+/// `gemm(dst, lhs, rhs, accumulate, scratch)` reduces its operands (Maps, and transposes of
+/// Maps) to pointer, leading dimension and orientation, and hands them to `gemm_kernel`,
+/// which is instantiated once per scalar type — so that networks of many shapes do not each
+/// instantiate Eigen's product machinery. It then picks:
+///   - narrow products (m between one and six SIMD packets): a register-blocked kernel
+///     (`small_gemm`) that reads a column-major left operand in place, without the packing
+///     Eigen's blocked product does; a transposed left operand is first copied column-major;
+///   - other large products: Eigen's own blocked kernel (general_matrix_matrix_product, the
+///     code behind `dst.noalias() = lhs * rhs`) with packing buffers held by the caller's
+///     `GemmScratch`: Eigen would otherwise allocate them on the heap once they exceed
+///     EIGEN_STACK_ALLOCATION_LIMIT (128 KiB), already for a 256 × 256 weight matrix;
+///   - vectors, rank-1 updates and tiny products: Eigen's expressions, which do not allocate
+///     for them.
+/// The blocked path uses Eigen-internal interfaces and is enabled for Eigen 3.4 only; other
+/// versions use the ordinary product there.
 
 #include <metalearn/core/types.hpp>
 
@@ -20,7 +26,7 @@
 
 namespace metalearn::detail {
 
-/// Packing buffers of the blocked product, grown on demand and then reused.
+/// Packing buffers of the products, grown on demand and then reused.
 template <class S>
 class GemmScratch {
  public:
@@ -45,6 +51,15 @@ class GemmScratch {
   Vector<S> transposed_;
 };
 
+/// A matrix operand in memory: element (i, j) at data[i·ld + j] when row-major, else
+/// data[i + j·ld].
+template <class S>
+struct Operand {
+  const S* data;
+  Index ld;
+  bool row_major;
+};
+
 #if EIGEN_VERSION_AT_LEAST(3, 4, 0) && !EIGEN_VERSION_AT_LEAST(3, 4, 90)
 #define METALEARN_SCRATCH_GEMM 1
 /// Eigen's level-3 blocking with the packing buffers taken from a GemmScratch.
@@ -62,12 +77,17 @@ class ScratchBlocking : public Eigen::internal::level3_blocking<S, S> {
 };
 #endif
 
+/// True when `small_gemm` handles products with m rows of S.
+template <class S>
+constexpr bool small_gemm_rows(Index m) {
+  constexpr Index L = Eigen::internal::packet_traits<S>::size;
+  return m >= L && m <= 6 * L;
+}
+
 /// C (m × n, column-major, ldc) = or += A (m × k, column-major, lda) · B, where B(p, j) is at
-/// b[p·bs + j·bt]: a register-blocked kernel for the narrow products of small networks
-/// (m between one and six SIMD packets), which Eigen's blocked product would first pack.
-/// Four columns of C are kept in registers while the k columns of A stream through; the
-/// last, partial packet of rows is the packet that ends at row m (overlapping its
-/// neighbour), so every load stays inside A's columns and no copy of A is made.
+/// b[p·bs + j·bt]. Four columns of C stay in registers while the k columns of A stream
+/// through; the last, partial packet of rows is the packet that ends at row m (overlapping
+/// its neighbour), so every load stays inside A's columns and no copy of A is made.
 template <class S, int R>
 void small_gemm(Index m, Index n, Index k, const S* a, Index lda, const S* b, Index bs, Index bt, S* c, Index ldc,
                 bool accumulate) {
@@ -101,84 +121,114 @@ void small_gemm(Index m, Index n, Index k, const S* a, Index lda, const S* b, In
   for (; j < n; ++j) block(j, std::integral_constant<int, 1>{});
 }
 
-/// True when `small_gemm` handles products with m rows of S.
+/// C (m × n, column-major, ldc) = or += A (m × k) · B (k × n); see the file comment.
 template <class S>
-constexpr bool small_gemm_rows(Index m) {
+void gemm_kernel(S* c, Index ldc, Index m, Index n, Index k, Operand<S> a, Operand<S> b, bool accumulate,
+                 GemmScratch<S>& scratch) {
+  constexpr int Dyn = Eigen::Dynamic;
+  using Stride = Eigen::OuterStride<>;
+  Eigen::Map<Matrix<S>, 0, Stride> dst(c, m, n, Stride(ldc));
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate) dst.setZero();
+    return;
+  }
+  if (k == 1) {  // rank-1 update
+    using InnerStride = Eigen::InnerStride<>;
+    Eigen::Map<const Vector<S>, 0, InnerStride> col(a.data, m, InnerStride(a.row_major ? a.ld : 1));
+    Eigen::Map<const Vector<S>, 0, InnerStride> row(b.data, n, InnerStride(b.row_major ? 1 : b.ld));
+    if (accumulate) dst.noalias() += col * row.transpose();
+    else dst.noalias() = col * row.transpose();
+    return;
+  }
   constexpr Index L = Eigen::internal::packet_traits<S>::size;
-  return m >= L && m <= 6 * L;
+  const bool blocked = m > 1 && n > 1 && m + n + k >= EIGEN_GEMM_TO_COEFFBASED_THRESHOLD;
+  if (blocked && small_gemm_rows<S>(m) && (!a.row_major || k <= 8 * L)) {
+    if (a.row_major) {  // the kernel reads A's columns in place: copy a transposed A column-major
+      S* copy = scratch.transposed(m * k);
+      Eigen::Map<Matrix<S>>(copy, m, k) =
+          Eigen::Map<const Eigen::Matrix<S, Dyn, Dyn, Eigen::RowMajor>, 0, Stride>(a.data, m, k, Stride(a.ld));
+      a = {copy, m, false};
+    }
+    const Index bs = b.row_major ? b.ld : 1, bt = b.row_major ? 1 : b.ld;
+    switch ((m + L - 1) / L) {
+      case 1: small_gemm<S, 1>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
+      case 2: small_gemm<S, 2>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
+      case 3: small_gemm<S, 3>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
+      case 4: small_gemm<S, 4>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
+      case 5: small_gemm<S, 5>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
+      default: small_gemm<S, 6>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
+    }
+  }
+#ifdef METALEARN_SCRATCH_GEMM
+  if (blocked) {
+    namespace ei = Eigen::internal;
+    if (!accumulate) dst.setZero();
+    ScratchBlocking<S> blocking(m, n, k, scratch);
+    auto run = [&](auto lhs_order, auto rhs_order) {
+      ei::general_matrix_matrix_product<Index, S, decltype(lhs_order)::value, false, S, decltype(rhs_order)::value,
+                                        false, Eigen::ColMajor, 1>::run(m, n, k, a.data, a.ld, b.data, b.ld, c, 1, ldc,
+                                                                        S(1), blocking, nullptr);
+    };
+    using Col = std::integral_constant<int, Eigen::ColMajor>;
+    using Row = std::integral_constant<int, Eigen::RowMajor>;
+    if (a.row_major) {
+      if (b.row_major) run(Row{}, Row{});
+      else run(Row{}, Col{});
+    } else {
+      if (b.row_major) run(Col{}, Row{});
+      else run(Col{}, Col{});
+    }
+    return;
+  }
+#endif
+  // vectors and tiny products: Eigen's expressions (gemv and coefficient-based products)
+  using ColMap = Eigen::Map<const Matrix<S>, 0, Stride>;
+  using RowMap = Eigen::Map<const Eigen::Matrix<S, Dyn, Dyn, Eigen::RowMajor>, 0, Stride>;
+  auto product = [&](const auto& lhs, const auto& rhs) {
+    if (accumulate) dst.noalias() += lhs * rhs;
+    else dst.noalias() = lhs * rhs;
+  };
+  if (a.row_major) {
+    const RowMap lhs(a.data, m, k, Stride(a.ld));
+    if (b.row_major) product(lhs, RowMap(b.data, k, n, Stride(b.ld)));
+    else product(lhs, ColMap(b.data, k, n, Stride(b.ld)));
+  } else {
+    const ColMap lhs(a.data, m, k, Stride(a.ld));
+    if (b.row_major) product(lhs, RowMap(b.data, k, n, Stride(b.ld)));
+    else product(lhs, ColMap(b.data, k, n, Stride(b.ld)));
+  }
+}
+
+/// The operand view of a Map (or a transpose of one) with unit inner stride.
+template <class X>
+Operand<typename X::Scalar> operand(const X& x) {
+  using T = Eigen::internal::blas_traits<X>;
+  static_assert(!T::NeedToConjugate, "metalearn::detail::gemm: no conjugated operands");
+  const auto& e = T::extract(x);
+  using E = std::decay_t<decltype(e)>;
+  constexpr bool row_major = (E::Flags & Eigen::RowMajorBit) != 0;
+  eigen_assert(e.innerStride() == 1 && "metalearn::detail::gemm: operands need unit inner stride");
+  // a single row or column has no meaningful outer stride: use its extent
+  const Index ld = row_major ? (e.rows() > 1 ? e.outerStride() : e.cols()) : (e.cols() > 1 ? e.outerStride() : e.rows());
+  return {e.data(), std::max<Index>(ld, 1), row_major};
 }
 
 /// dst = lhs · rhs, or dst += lhs · rhs when `accumulate`. The operands are Maps (or
-/// transposes of Maps) that do not alias dst.
+/// transposes of Maps) with unit inner stride that do not alias dst.
 template <class Dst, class Lhs, class Rhs, class S>
 inline void gemm(Dst&& dst, const Lhs& lhs, const Rhs& rhs, bool accumulate, GemmScratch<S>& scratch) {
-#ifdef METALEARN_SCRATCH_GEMM
-  namespace ei = Eigen::internal;
   using D = std::decay_t<Dst>;
-  using LT = ei::blas_traits<Lhs>;
-  using RT = ei::blas_traits<Rhs>;
-  using LX = std::decay_t<typename LT::ExtractType>;
-  using RX = std::decay_t<typename RT::ExtractType>;
-  const Index m = dst.rows(), n = dst.cols(), k = lhs.cols();
-  // Eigen's own rule: vectors, depth 1 and tiny products are not blocked.
-  const bool blocked = m > 1 && n > 1 && k > 1 && m + n + k >= EIGEN_GEMM_TO_COEFFBASED_THRESHOLD;
-  if constexpr (!(D::Flags & Eigen::RowMajorBit) && !LT::NeedToConjugate && !RT::NeedToConjugate) {
-    if (blocked && dst.innerStride() == 1) {
-      const auto& l = LT::extract(lhs);
-      const auto& r = RT::extract(rhs);
-      constexpr Index L = ei::packet_traits<S>::size;
-      if constexpr (LX::Flags & Eigen::RowMajorBit) {  // a transposed lhs: copy it column-major first
-        if (l.innerStride() == 1 && r.innerStride() == 1 && small_gemm_rows<S>(m) && k <= 8 * L) {
-          Eigen::Map<Matrix<S>> copy(scratch.transposed(m * k), m, k);
-          copy = l;
-          gemm(dst, copy, rhs, accumulate, scratch);
-          return;
-        }
-      } else {  // narrow products with a column-major lhs
-        if (l.innerStride() == 1 && r.innerStride() == 1 && small_gemm_rows<S>(m)) {
-          const bool rhs_row_major = (RX::Flags & Eigen::RowMajorBit) != 0;
-          const Index bs = rhs_row_major ? r.outerStride() : 1, bt = rhs_row_major ? 1 : r.outerStride();
-          const Index packets = (m + L - 1) / L;
-          auto run = [&](auto r_tag) {
-            small_gemm<S, decltype(r_tag)::value>(m, n, k, l.data(), l.outerStride(), r.data(), bs, bt, dst.data(),
-                                                  dst.outerStride(), accumulate);
-          };
-          switch (packets) {
-            case 1: run(std::integral_constant<int, 1>{}); return;
-            case 2: run(std::integral_constant<int, 2>{}); return;
-            case 3: run(std::integral_constant<int, 3>{}); return;
-            case 4: run(std::integral_constant<int, 4>{}); return;
-            case 5: run(std::integral_constant<int, 5>{}); return;
-            default: run(std::integral_constant<int, 6>{}); return;
-          }
-        }
-      }
-      if (l.innerStride() == 1 && r.innerStride() == 1) {
-        if (!accumulate) dst.setZero();
-        ScratchBlocking<S> blocking(m, n, k, scratch);
-        ei::general_matrix_matrix_product<Index, S, (LX::Flags & Eigen::RowMajorBit) ? Eigen::RowMajor : Eigen::ColMajor,
-                                          false, S, (RX::Flags & Eigen::RowMajorBit) ? Eigen::RowMajor : Eigen::ColMajor,
-                                          false, Eigen::ColMajor, 1>::run(m, n, k, l.data(), l.outerStride(), r.data(),
-                                                                          r.outerStride(), dst.data(), 1,
-                                                                          dst.outerStride(), S(1), blocking, nullptr);
-        return;
-      }
+  eigen_assert(dst.rows() == lhs.rows() && dst.cols() == rhs.cols() && lhs.cols() == rhs.rows());
+  eigen_assert(dst.innerStride() == 1);
+  if constexpr ((D::Flags & Eigen::RowMajorBit) != 0) {
+    if (dst.rows() > 1) {  // a row-major C is a column-major Cᵀ = Bᵀ Aᵀ
+      gemm(dst.transpose(), rhs.transpose(), lhs.transpose(), accumulate, scratch);
+      return;
     }
   }
-#else
-  (void)scratch;
-#endif
-  if (lhs.cols() == 1) {  // rank-1 update: Eigen would run its blocked kernel when depth 1 is only known at run time
-    if (accumulate)
-      dst.noalias() += lhs.col(0) * rhs.row(0);
-    else
-      dst.noalias() = lhs.col(0) * rhs.row(0);
-    return;
-  }
-  if (accumulate)
-    dst.noalias() += lhs * rhs;
-  else
-    dst.noalias() = lhs * rhs;
+  const Index ldc = (D::Flags & Eigen::RowMajorBit) != 0 ? 1 : std::max<Index>(dst.outerStride(), dst.rows());
+  gemm_kernel<S>(dst.data(), ldc, dst.rows(), dst.cols(), lhs.cols(), operand(lhs), operand(rhs), accumulate, scratch);
 }
 
 }  // namespace metalearn::detail

@@ -122,14 +122,7 @@ class Maml {
     if (support.size() == 0) detail::fail(where, "the support set is empty");
     if (steps < 0) steps = options_.inner_steps;
     Worker& wk = workers_[0];
-    wk.prepare(p, 0, false, false, false, false);
-    wk.thetas.col(0) = theta;
-    for (int k = 0; k < steps; ++k) {
-      model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.ws);
-      if (options_.inner_clip.enabled()) options_.inner_clip.template apply<Scalar>(wk.g);
-      wk.thetas.col((k + 1) & 1) = wk.thetas.col(k & 1) - alpha() * wk.g;  // θ_{k+1} = θ_k − α c(∇L_s(θ_k))
-    }
-    fast = wk.thetas.col(steps & 1);
+    fast = wk.thetas.col(inner_loop(wk, theta, support, steps, [](int, const auto&) {}));
   }
 
   /// Convenience: the fast weights as a new vector.
@@ -187,17 +180,10 @@ class Maml {
     Scalar loss = 0;
     for (Index t = 0; t < count; ++t) {
       const Task& task = tasks[static_cast<std::size_t>(t)];
-      wk.prepare(parameter_count(), 0, false, false, false, false);
-      wk.thetas.col(0) = theta;
-      for (int k = 0; k < steps; ++k) {
-        model_.loss_and_gradient(wk.thetas.col(k & 1), task.support, wk.g, wk.ws);
-        if (options_.inner_clip.enabled()) options_.inner_clip.template apply<Scalar>(wk.g);
-        wk.thetas.col((k + 1) & 1) = wk.thetas.col(k & 1) - alpha() * wk.g;
-        if (!options_.step_weights.empty() && k + 1 < steps && options_.step_weights[static_cast<std::size_t>(k)] != 0)
-          loss += static_cast<Scalar>(options_.step_weights[static_cast<std::size_t>(k)]) *
-                  evaluate_loss(model_, wk.thetas.col((k + 1) & 1), task.query, wk.ws);
-      }
-      loss += final_weight() * evaluate_loss(model_, wk.thetas.col(steps & 1), task.query, wk.ws);
+      const Index last = inner_loop(wk, theta, task.support, steps, [&](int k, const auto& theta_k) {
+        if (k < steps && weight(k) != Scalar(0)) loss += weight(k) * evaluate_loss(model_, theta_k, task.query, wk.ws);
+      });
+      loss += final_weight() * evaluate_loss(model_, wk.thetas.col(last), task.query, wk.ws);
     }
     return loss / static_cast<Scalar>(count);
   }
@@ -252,6 +238,21 @@ class Maml {
   }
 
   bool use_cached() const { return kCached && options_.order == Order::second; }
+
+  // `steps` inner steps θ_{k+1} = θ_k − α c(∇L_s(θ_k)) from θ₀ = θ, alternating between two
+  // columns of wk.thetas; calls after_step(k + 1, θ_{k+1}) and returns the column of θ_steps.
+  template <class AfterStep>
+  Index inner_loop(Worker& wk, ConstVectorRef<Scalar> theta, const Batch& support, int steps, AfterStep&& after_step) {
+    wk.prepare(parameter_count(), 0, false, false, false, false);
+    wk.thetas.col(0) = theta;
+    for (int k = 0; k < steps; ++k) {
+      model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.ws);
+      if (options_.inner_clip.enabled()) options_.inner_clip.template apply<Scalar>(wk.g);
+      wk.thetas.col((k + 1) & 1) = wk.thetas.col(k & 1) - alpha() * wk.g;  // θ_{k+1} = θ_k − α c(∇L_s(θ_k))
+      after_step(k + 1, wk.thetas.col((k + 1) & 1));
+    }
+    return steps & 1;
+  }
 
   Scalar alpha() const { return static_cast<Scalar>(options_.inner_lr); }
   Scalar weight(int k) const {  // w_k, k = 1…K
