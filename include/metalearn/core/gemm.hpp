@@ -6,9 +6,11 @@
 /// Maps) to pointer, leading dimension and orientation, and hands them to `gemm_kernel`,
 /// which is instantiated once per scalar type — so that networks of many shapes do not each
 /// instantiate Eigen's product machinery. It then picks:
-///   - narrow products (m between one and six SIMD packets): a register-blocked kernel
-///     (`small_gemm`) that reads a column-major left operand in place, without the packing
-///     Eigen's blocked product does; a transposed left operand is first copied column-major;
+///   - narrow products (m between one and six SIMD packets), and products with few columns or
+///     a short depth (meta-learning's small batches): a register-blocked kernel (`small_gemm`,
+///     over panels of rows) that reads a column-major left operand in place, without the
+///     packing and zeroing of Eigen's blocked product; a transposed left operand is first
+///     copied column-major;
 ///   - other large products: Eigen's own blocked kernel (general_matrix_matrix_product, the
 ///     code behind `dst.noalias() = lhs * rhs`) with packing buffers held by the caller's
 ///     `GemmScratch`: Eigen would otherwise allocate them on the heap once they exceed
@@ -77,11 +79,51 @@ class ScratchBlocking : public Eigen::internal::level3_blocking<S, S> {
 };
 #endif
 
-/// True when `small_gemm` handles products with m rows of S.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // SIMD packet types as template arguments
+#endif
+/// dst (cols × rows, column-major, ldd) = srcᵀ, src (rows × cols, column-major, lds): square
+/// tiles of one SIMD packet transposed in registers (cache-friendly and vectorised; Eigen's
+/// `dst = src.transpose()` copies element by element with strided writes), scalar edges.
+template <class S>
+void transpose(const S* src, Index rows, Index cols, Index lds, S* dst, Index ldd) {
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<S>::type;
+  constexpr Index L = ei::packet_traits<S>::size;
+  Index i = 0;
+  for (; i + L <= rows; i += L) {
+    Index j = 0;
+    for (; j + L <= cols; j += L) {
+      ei::PacketBlock<P, static_cast<int>(L)> tile;
+      for (Index q = 0; q < L; ++q) tile.packet[q] = ei::ploadu<P>(src + i + (j + q) * lds);  // src(i:i+L, j+q)
+      ei::ptranspose(tile);
+      for (Index q = 0; q < L; ++q) ei::pstoreu(dst + j + (i + q) * ldd, tile.packet[q]);   // dst(j:j+L, i+q)
+    }
+    for (; j < cols; ++j)
+      for (Index q = 0; q < L; ++q) dst[j + (i + q) * ldd] = src[i + q + j * lds];
+  }
+  for (; i < rows; ++i)
+    for (Index j = 0; j < cols; ++j) dst[j + i * ldd] = src[i + j * lds];
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+/// True when `small_gemm` handles products with m rows of S in one panel.
 template <class S>
 constexpr bool small_gemm_rows(Index m) {
   constexpr Index L = Eigen::internal::packet_traits<S>::size;
   return m >= L && m <= 6 * L;
+}
+
+/// True when the register-blocked kernel, over panels of at most six packets of rows, beats
+/// Eigen's blocked product: a narrow result, or few columns or a short depth (the products of
+/// meta-learning on small batches), where packing and zeroing cost as much as the arithmetic.
+template <class S>
+constexpr bool use_small_gemm(Index m, Index n, Index k) {
+  constexpr Index L = Eigen::internal::packet_traits<S>::size;
+  return m >= L && (m <= 6 * L || n <= 32 || k <= 32);
 }
 
 /// C (m × n, column-major, ldc) = or += A (m × k, column-major, lda) · B, where B(p, j) is at
@@ -143,22 +185,30 @@ void gemm_kernel(S* c, Index ldc, Index m, Index n, Index k, Operand<S> a, Opera
   }
   constexpr Index L = Eigen::internal::packet_traits<S>::size;
   const bool blocked = m > 1 && n > 1 && m + n + k >= EIGEN_GEMM_TO_COEFFBASED_THRESHOLD;
-  if (blocked && small_gemm_rows<S>(m) && (!a.row_major || k <= 8 * L)) {
+  if (blocked && use_small_gemm<S>(m, n, k)) {
     if (a.row_major) {  // the kernel reads A's columns in place: copy a transposed A column-major
       S* copy = scratch.transposed(m * k);
-      Eigen::Map<Matrix<S>>(copy, m, k) =
-          Eigen::Map<const Eigen::Matrix<S, Dyn, Dyn, Eigen::RowMajor>, 0, Stride>(a.data, m, k, Stride(a.ld));
+      transpose(a.data, k, m, a.ld, copy, m);  // A is Xᵀ for X (k × m, column-major)
       a = {copy, m, false};
     }
     const Index bs = b.row_major ? b.ld : 1, bt = b.row_major ? 1 : b.ld;
-    switch ((m + L - 1) / L) {
-      case 1: small_gemm<S, 1>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
-      case 2: small_gemm<S, 2>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
-      case 3: small_gemm<S, 3>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
-      case 4: small_gemm<S, 4>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
-      case 5: small_gemm<S, 5>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
-      default: small_gemm<S, 6>(m, n, k, a.data, a.ld, b.data, bs, bt, c, ldc, accumulate); return;
+    // panels of rows, as equal as possible, each between one and six packets
+    const Index panels = (m + 6 * L - 1) / (6 * L);
+    for (Index i = 0, panel = 0; panel < panels; ++panel) {
+      const Index rows = (m - i) / (panels - panel);
+      const S* ai = a.data + i;
+      S* ci = c + i;
+      switch ((rows + L - 1) / L) {
+        case 1: small_gemm<S, 1>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
+        case 2: small_gemm<S, 2>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
+        case 3: small_gemm<S, 3>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
+        case 4: small_gemm<S, 4>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
+        case 5: small_gemm<S, 5>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
+        default: small_gemm<S, 6>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
+      }
+      i += rows;
     }
+    return;
   }
 #ifdef METALEARN_SCRATCH_GEMM
   if (blocked) {

@@ -95,7 +95,8 @@ struct LayerBuffers {
   Matrix<S> a;  ///< [A | RA]
   Matrix<S> g;  ///< [RG | G]
   Matrix<S> d;  ///< [Rδ | δ]
-  Matrix<S> wt;  ///< Wᵀ of the last backward pass (narrow layers only: reused by the cached R-pass)
+  Matrix<S> wt;  ///< Wᵀ of the last backward pass, when it made one (reused by the cached R-pass)
+  bool wt_valid = false;
   void resize(Index rows, Index capacity) {
     z.resize(rows, 2 * capacity);
     a.resize(rows, 2 * capacity);
@@ -245,7 +246,7 @@ struct DenseOps {
     Eigen::Map<BVec>(hv + hv_w.size(), layer.output_size()) = rdelta.rowwise().sum();                   // (Hv)_b = Rδ 1
     if (g_prev) {
       auto rg_prev = in_cols(*g_prev, 0, n);
-      if (metalearn::detail::small_gemm_rows<S>(layer.input_size()))  // Wᵀ kept by the gradient pass
+      if (buf.wt_valid)  // Wᵀ kept by the gradient pass
         metalearn::detail::gemm(rg_prev, Eigen::Map<const WTMat>(buf.wt.data(), layer.input_size(), layer.output_size()),
                                 rdelta, false, scratch);                                                // RG_prev = Wᵀ Rδ
       else
@@ -257,15 +258,18 @@ struct DenseOps {
  private:
   using WTMat = Eigen::Matrix<S, In, Out>;
 
-  // dst (+)= Wᵀ rhs. For narrow layers Wᵀ is first copied column-major into buf.wt: the
-  // small-product kernel wants a column-major left operand, and the cached R-pass reuses the
-  // copy. Wide layers use the transposed view, which Eigen's blocked product packs itself.
+  // dst (+)= Wᵀ rhs. When the small-product kernel takes the product (narrow layers, small
+  // batches), Wᵀ is first copied column-major into buf.wt: the kernel wants a column-major
+  // left operand, and the cached R-pass reuses the copy. Otherwise the transposed view goes to
+  // Eigen's blocked product, which packs it itself.
   template <class Dst, class Rhs>
   static void times_transposed_weights(const Layer& layer, const S* w, LayerBuffers<S>& buf, Dst&& dst, const Rhs& rhs,
                                        metalearn::detail::GemmScratch<S>& scratch) {
-    if (metalearn::detail::small_gemm_rows<S>(layer.input_size())) {
+    buf.wt_valid = metalearn::detail::use_small_gemm<S>(layer.input_size(), dst.cols(), layer.output_size());
+    if (buf.wt_valid) {
       buf.wt.resize(layer.input_size(), layer.output_size());  // allocates on first use only
-      buf.wt = weights(layer, w).transpose();
+      metalearn::detail::transpose(w, layer.output_size(), layer.input_size(), layer.output_size(), buf.wt.data(),
+                                   layer.input_size());
       metalearn::detail::gemm(dst, Eigen::Map<const WTMat>(buf.wt.data(), layer.input_size(), layer.output_size()),
                               rhs, false, scratch);
     } else {
