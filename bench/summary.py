@@ -162,7 +162,8 @@ def main():
     if first:
         out += context_lines(first, args.command) + [""]
     out += ["Medians; time is CPU time of the benchmark thread, except wall-clock time for threads:2; "
-            "cv = coefficient of variation over the repetitions.", ""]
+            "cv = coefficient of variation over the repetitions; × columns and speedup are measured "
+            "paired (bench/README.md), floor columns come from the floor benchmarks.", ""]
     if nn:
         out += ["## Network passes", ""] + nn_table(nn) + [""]
     if maml:

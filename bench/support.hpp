@@ -1,20 +1,23 @@
 #pragma once
 // Shared by metalearn's Google Benchmark executables (bench/README.md describes them):
 //   - run_timed: the timed loop, failing the benchmark if anything allocates inside it;
+//   - paired_ratio: the ratio of two pieces of work timed in alternating short rounds, so
+//     that both meet the same load on a shared machine (x_floor, x_grad, speedup);
 //   - FloorScratch / floor_product: "floor" products, i.e. bare Eigen matrix products into
 //     preallocated storage, to compare a pass with the products it performs;
 //   - multiply-add counts of the network passes (the derivation is in nn/dense.hpp);
-//   - a main() whose reporters add ratio counters (x_floor, x_grad, speedup) computed from
-//     the times of other benchmarks of the same run.
+//   - main(), which fails when a benchmark reports an error.
 #include <metalearn/core/types.hpp>
 
 #include <Eigen/Core>
 #include <allocation_counter.hpp>
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdint>
-#include <cstdio>
-#include <map>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -33,17 +36,69 @@ using metalearn::Vector;
 /// Runs `body` once per benchmark iteration. Any heap allocation in the loop fails the
 /// benchmark: operator new calls are counted (tests/support/allocation_counter.cpp is linked
 /// in), and Eigen's own heap allocations abort through EIGEN_RUNTIME_NO_MALLOC in builds with
-/// assertions (the scripts/test build, where ctest runs every benchmark once).
+/// assertions (the scripts/test build, where ctest runs every benchmark once). Returns the
+/// wall-clock seconds the loop took.
 template <class Body>
-void run_timed(benchmark::State& state, Body&& body) {
+double run_timed(benchmark::State& state, Body&& body) {
   std::int64_t allocations = 0;
+  const auto start = std::chrono::steady_clock::now();
   {
     mlt::NoAllocationRegion region;
     for (auto _ : state) body();
     allocations = region.allocations();
   }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (allocations != 0)
     state.SkipWithError(("heap allocation in the timed loop: " + std::to_string(allocations) + " operator new calls").c_str());
+  return seconds;
+}
+
+/// CPU time of the calling thread, in seconds.
+inline double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+/// Time of `subject` / time of `reference`, measured after a benchmark's timed loop in
+/// alternating rounds (subject then reference, then reference then subject, …) of about 2 ms
+/// per side, until `budget` seconds are spent (at least one round); the median of the rounds'
+/// ratios. Both are timed in CPU time of the calling thread, or in wall-clock time when
+/// `wall_clock` (for work on several threads). On a machine shared with other processes the
+/// load changes over seconds, so a ratio of two separate benchmarks' medians can be off by tens
+/// of percent; rounds of milliseconds see the same load on both sides.
+template <class Subject, class Reference>
+double paired_ratio(Subject&& subject, Reference&& reference, bool wall_clock, double budget) {
+  auto now = [&] {
+    return wall_clock ? std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count()
+                      : thread_cpu_seconds();
+  };
+  auto per_call = [&](auto& work, long calls) {
+    const double start = now();
+    for (long i = 0; i < calls; ++i) work();
+    return (now() - start) / static_cast<double>(calls);
+  };
+  constexpr double kSide = 2e-3;
+  const double t_subject = per_call(subject, 1), t_reference = per_call(reference, 1);
+  const long n_subject = std::max(1L, std::lround(kSide / std::max(t_subject, 1e-9)));
+  const long n_reference = std::max(1L, std::lround(kSide / std::max(t_reference, 1e-9)));
+  std::vector<double> ratios;
+  double spent = t_subject + t_reference;
+  for (int round = 0; round == 0 || spent < budget; ++round) {
+    double a = 0, b = 0;
+    if (round % 2 == 0) {
+      a = per_call(subject, n_subject);
+      b = per_call(reference, n_reference);
+    } else {
+      b = per_call(reference, n_reference);
+      a = per_call(subject, n_subject);
+    }
+    ratios.push_back(b > 0 ? a / b : 0);
+    spent += a * static_cast<double>(n_subject) + b * static_cast<double>(n_reference);
+  }
+  std::sort(ratios.begin(), ratios.end());
+  const std::size_t m = ratios.size() / 2;
+  return ratios.size() % 2 ? ratios[m] : 0.5 * (ratios[m - 1] + ratios[m]);
 }
 
 /// Counter: flops per iteration as a rate in GFLOP/s.
@@ -187,115 +242,38 @@ void floor_product(Dst&& dst, const Lhs& lhs, const Rhs& rhs, bool accumulate, F
 }
 
 // ---------------------------------------------------------------------------------------------
-// main() with derived counters
+// main()
 
-/// Ratio counters added to a benchmark's results by the reporters: `counter` = (time of the
-/// benchmark) / (time of `reference`), or the inverse, each time being the benchmark's own
-/// measure (CPU time, or wall-clock time for benchmarks with UseRealTime()). Benchmarks are
-/// matched by the names they were registered with; the reference must have run earlier in the
-/// same run (the executables register references first). Medians are divided by medians, means
-/// by means, repetition i by repetition i; stddev and cv get no ratio.
-struct Ratio {
-  std::string counter;
-  std::string reference;
-  bool inverse = false;
-};
-
-inline std::map<std::string, std::vector<Ratio>>& ratios() {
-  static std::map<std::string, std::vector<Ratio>> r;
-  return r;
-}
-
-/// Declares a ratio counter of `benchmark` (a registered name).
-inline void add_ratio(const std::string& benchmark, std::string counter, std::string reference, bool inverse = false) {
-  ratios()[benchmark].push_back({std::move(counter), std::move(reference), inverse});
-}
-
-/// Forwards every run to another reporter after adding the ratio counters.
-class RatioReporter : public benchmark::BenchmarkReporter {
+/// Forwards everything to the display reporter and counts the runs that failed.
+class ErrorCountingReporter : public benchmark::BenchmarkReporter {
  public:
-  explicit RatioReporter(benchmark::BenchmarkReporter* inner) : inner_(inner) {}
-
+  explicit ErrorCountingReporter(benchmark::BenchmarkReporter* inner) : inner_(inner) {}
   bool ReportContext(const Context& context) override {
     inner_->SetOutputStream(&GetOutputStream());
     inner_->SetErrorStream(&GetErrorStream());
     return inner_->ReportContext(context);
   }
-
   void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& r : runs) {
-      if (r.error_occurred) {
-        ++errors_;
-        continue;
-      }
-      const std::string key = time_key(r);
-      if (key.empty()) continue;
-      auto& times = times_[r.run_name.function_name];
-      times[key] = seconds(r);
-      if (r.run_type == Run::RT_Iteration) times["last"] = seconds(r);  // if the reference ran fewer repetitions
-    }
-    std::vector<Run> out = runs;
-    for (Run& r : out) {
-      const auto rel = ratios().find(r.run_name.function_name);
-      const std::string key = time_key(r);
-      if (r.error_occurred || rel == ratios().end() || key.empty()) continue;
-      for (const Ratio& ratio : rel->second) {
-        const auto ref = times_.find(ratio.reference);
-        if (ref == times_.end()) continue;
-        auto t = ref->second.find(key);
-        if (t == ref->second.end()) t = ref->second.find("last");
-        if (t == ref->second.end() || t->second <= 0) continue;
-        const double value = seconds(r) / t->second;
-        r.counters[ratio.counter] = benchmark::Counter(ratio.inverse ? 1 / value : value);
-      }
-    }
-    inner_->ReportRuns(out);
+    for (const Run& r : runs) errors_ += r.error_occurred ? 1 : 0;
+    inner_->ReportRuns(runs);
   }
-
   void Finalize() override { inner_->Finalize(); }
-
-  /// Runs that failed (an error, e.g. an allocation in the timed loop).
+  /// Runs that reported an error (e.g. an allocation in the timed loop).
   int errors() const { return errors_; }
 
  private:
-  // The benchmark's own measure: wall-clock time for benchmarks registered with UseRealTime(),
-  // CPU time of the benchmark thread otherwise.
-  static double seconds(const Run& r) {
-    const double t = r.run_name.time_type == "real_time" ? r.GetAdjustedRealTime() : r.GetAdjustedCPUTime();
-    return t / benchmark::GetTimeUnitMultiplier(r.time_unit);
-  }
-  // "median", "mean", "#<repetition>"; "" for the other aggregates.
-  static std::string time_key(const Run& r) {
-    if (r.run_type == Run::RT_Aggregate)
-      return r.aggregate_name == "median" || r.aggregate_name == "mean" ? r.aggregate_name : std::string();
-    return "#" + std::to_string(r.repetition_index);
-  }
-
   benchmark::BenchmarkReporter* inner_;
-  std::map<std::string, std::map<std::string, double>> times_;
   int errors_ = 0;
 };
 
-/// The benchmarks' main: registers them, runs them with the display reporter chosen by
-/// --benchmark_format and, with --benchmark_out, a JSON file reporter, both adding the ratio
-/// counters. Returns 1 if a benchmark failed.
+/// The benchmarks' main: registers them and runs them as BENCHMARK_MAIN() would, but returns 1
+/// when a benchmark failed, so that ctest notices.
 inline int run_main(int argc, char** argv, void (*register_benchmarks)()) {
-  bool file = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--benchmark_out=", 0) == 0) file = true;
-    if (a.rfind("--benchmark_out_format=", 0) == 0 && a != "--benchmark_out_format=json") {
-      std::fprintf(stderr, "%s: the output file is always JSON; drop %s\n", argv[0], a.c_str());
-      return 1;
-    }
-  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   register_benchmarks();
-  RatioReporter display(benchmark::CreateDefaultDisplayReporter());
-  benchmark::JSONReporter json;
-  RatioReporter to_file(&json);
-  benchmark::RunSpecifiedBenchmarks(&display, file ? &to_file : nullptr);
+  ErrorCountingReporter display(benchmark::CreateDefaultDisplayReporter());
+  benchmark::RunSpecifiedBenchmarks(&display);
   benchmark::Shutdown();
   return display.errors() == 0 ? 0 : 1;
 }
