@@ -117,7 +117,7 @@ void bm_pass(benchmark::State& state, const Obj& obj, const Batch& batch, Pass p
     floor.run(pass, n);
     benchmark::ClobberMemory();
   };
-  const double budget = 0.5 * seconds;
+  const double budget = mlb::kPairedShare * seconds;
   state.counters["x_floor"] = mlb::paired_ratio(once, floor_once, false, budget);
   if (pass == Pass::hessian_vector_product || pass == Pass::cached_hessian_vector_product) {
     typename Obj::Workspace ws2;

@@ -75,7 +75,17 @@ def nn_table(doc):
         "| pass | net | batch | scalar | time (µs) | cv | GFLOP/s | floor (µs) | floor GFLOP/s | × floor | × loss_and_gradient |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, a in agg.items():
+    passes = ["forward", "loss_and_gradient", "hessian_vector_product", "cached_hessian_vector_product"]
+
+    def order(item):  # registration order: net (as listed), scalar, pass
+        m = re.match(r"nn/([a-z_]+)/net:([0-9-]+)/batch:\d+/(\w+)$", item[0])
+        if not m:
+            return (1, item[0])
+        widths = [int(w) for w in m.group(2).split("-")]
+        weights = sum(a * b for a, b in zip(widths, widths[1:]))  # smaller nets first
+        return (0, weights, m.group(3) != "float", passes.index(m.group(1)) if m.group(1) in passes else 9)
+
+    for name, a in sorted(agg.items(), key=order):
         m = re.match(r"nn/(?!floor/)([a-z_]+)/net:([0-9-]+)/batch:(\d+)/(\w+)$", name)
         if not m or "median" not in a:
             continue
@@ -103,7 +113,14 @@ def maml_tables(doc):
     def kib(b):
         return f"{b['bytes'] / 1024:.0f} KiB" if b and "bytes" in b else ""
 
-    for name, a in agg.items():
+    def order(item):  # width, order, inner steps, meta-batch; then sampling and Adam by size
+        m = re.search(r"order:(\d)/steps:(\d+)/width:(\d+)/batch:(\d+)", item[0])
+        if m:
+            return (0, int(m.group(3)), int(m.group(1)), int(m.group(2)), int(m.group(4)))
+        part = re.match(r"maml/(sample|adam)/\w+:(\d+)", item[0])
+        return (1, part.group(1) != "sample", int(part.group(2))) if part else (2, item[0])
+
+    for name, a in sorted(agg.items(), key=order):
         if "median" not in a:
             continue
         med = a["median"]

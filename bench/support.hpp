@@ -60,6 +60,9 @@ inline double thread_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
+/// The time a paired measurement gets, as a share of the benchmark's timed loop.
+inline constexpr double kPairedShare = 0.25;
+
 /// Time of `subject` / time of `reference`, measured after a benchmark's timed loop in
 /// alternating rounds (subject then reference, then reference then subject, …) of about 2 ms
 /// per side, until `budget` seconds are spent (at least one round); the median of the rounds'
