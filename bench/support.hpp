@@ -156,7 +156,8 @@ inline std::int64_t pass_macs(Pass pass, const std::vector<Index>& widths, Index
 // Floor products
 
 /// Packing buffers for floor products, one slot per product of a pass, created the first time
-/// (outside the timed loop) and reused. Also counts the MACs performed since `begin()`.
+/// (outside the timed loop) and reused. Also counts the MACs performed since `begin()`. Uses
+/// Eigen 3.4 internals, as include/metalearn/core/gemm.hpp does.
 template <class S>
 class FloorScratch {
  public:
