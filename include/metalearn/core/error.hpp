@@ -54,10 +54,19 @@ inline void check_size(const char* where, const char* what, Index actual, Index 
   if (actual != expected) fail(where, what, " has ", actual, " ", unit, ", expected ", expected);
 }
 
+/// True when every coefficient of `x` is finite. Vectorised: x·0 is 0 for finite x and NaN for
+/// ±∞ and NaN, so the sum is 0 exactly when all are finite (Eigen's allFinite() is a scalar
+/// loop). Not valid under -ffast-math, which metalearn does not use.
+template <class Derived>
+bool all_finite(const Eigen::DenseBase<Derived>& x) {
+  using S = typename Derived::Scalar;
+  return (x.derived().array() * S(0)).sum() == S(0);
+}
+
 /// Throws unless every coefficient of `x` is finite, naming the first offending entry.
 template <class Derived>
 void check_finite(const char* where, const char* what, const Eigen::DenseBase<Derived>& x) {
-  if (x.allFinite()) return;
+  if (all_finite(x)) return;
   for (Index j = 0; j < x.cols(); ++j) {
     for (Index i = 0; i < x.rows(); ++i) {
       using std::isfinite;

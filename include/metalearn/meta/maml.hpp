@@ -149,15 +149,16 @@ class Maml {
       sum_.setZero();
       Worker& wk = workers_[0];
       for (Index t = 0; t < count; ++t) {
-        loss += task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], wk.out, t);
-        sum_ += wk.out;
+        loss += task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
+        sum_ += wk.u;
       }
     } else {
       if (task_grads_.rows() != p || task_grads_.cols() < count) task_grads_.resize(p, count);
       if (task_losses_.size() < count) task_losses_.resize(count);
       auto item = [&](Index t, int worker) {
-        task_losses_[t] = task_gradient(workers_[static_cast<std::size_t>(worker)], theta,
-                                        tasks[static_cast<std::size_t>(t)], task_grads_.col(t), t);
+        Worker& wk = workers_[static_cast<std::size_t>(worker)];
+        task_losses_[t] = task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
+        task_grads_.col(t) = wk.u;
       };
       pool_->run(count, item);
       sum_.setZero();
@@ -206,23 +207,23 @@ class Maml {
     Matrix<Scalar> thetas;  // θ₀…θ_K (second order), or two alternating columns
     Matrix<Scalar> raw;     // raw inner gradients (second order with clipping)
     Matrix<Scalar> query;   // query gradients at θ₁…θ_{K−1} (second order with step weights)
-    Vector<Scalar> g, u, w, hv, qg, clip_scratch, out;
+    Vector<Scalar> g, u, w, hv, qg, clip_scratch;
     FiniteDifferenceScratch<Scalar> fd;
 
     void prepare(Index p, int steps, bool second, bool clip, bool weights, bool cached) {
-      const Index cols = second ? std::max(steps + 1, 2) : 2;
+      const Index cols = second ? std::max(steps, 2) : 2;  // θ₁…θ_K, or alternating columns
       if (cached && static_cast<int>(step_ws.size()) < steps) step_ws.resize(static_cast<std::size_t>(steps));
       if (thetas.rows() != p || thetas.cols() < cols) thetas.resize(p, cols);
       if (second && clip && (raw.rows() != p || raw.cols() < steps)) raw.resize(p, steps);
       if (second && weights && (query.rows() != p || query.cols() < steps)) query.resize(p, steps);
-      for (Vector<Scalar>* v : {&g, &u, &w, &hv, &qg, &clip_scratch, &out})
+      for (Vector<Scalar>* v : {&g, &u, &w, &hv, &qg, &clip_scratch})
         if (v->size() != p) v->resize(p);
     }
 
     std::size_t bytes() const {
       std::size_t total = sizeof(Scalar) * static_cast<std::size_t>(thetas.size() + raw.size() + query.size() + g.size() +
                                                                     u.size() + w.size() + hv.size() + qg.size() +
-                                                                    clip_scratch.size() + out.size() +
+                                                                    clip_scratch.size() +
                                                                     fd.shifted.size() + fd.gradient.size());
       if constexpr (detail::has_bytes<typename Model::Workspace>::value) {
         total += ws.bytes();
@@ -292,56 +293,68 @@ class Maml {
   }
 
   // Meta-loss of one task; its meta-gradient into `out`. Labels model errors with the task.
-  Scalar task_gradient(Worker& wk, ConstVectorRef<Scalar> theta, const Task& task, VectorRef<Scalar> out, Index t) {
+  Scalar task_gradient(Worker& wk, ConstVectorRef<Scalar> theta, const Task& task, Index t) {
     try {
-      return task_gradient_impl(wk, theta, task, out);
+      return task_gradient_impl(wk, theta, task);
     } catch (const metalearn::invalid_argument& e) {
       throw metalearn::invalid_argument(detail::concat("metalearn: Maml: task ", t, ": ", e.what()));
     }
   }
 
-  Scalar task_gradient_impl(Worker& wk, ConstVectorRef<Scalar> theta, const Task& task, VectorRef<Scalar> out) {
+  // Meta-loss of one task; its meta-gradient is left in wk.u. θ₀ is θ itself (no copy); θ_k for
+  // k ≥ 1 live in wk.thetas (column k − 1 for second order, alternating columns for first).
+  Scalar task_gradient_impl(Worker& wk, ConstVectorRef<Scalar> theta, const Task& task) {
     const int steps = options_.inner_steps;
     const bool second = options_.order != Order::first;
     const bool clip = options_.inner_clip.enabled();
     const bool weighted = !options_.step_weights.empty();
-    auto col = [&](int k) { return second ? Index(k) : Index(k & 1); };
+    auto theta_k = [&](int k) -> ConstVectorRef<Scalar> {
+      if (k == 0) return theta;
+      return wk.thetas.col(second ? Index(k - 1) : Index(k & 1));
+    };
+    auto slot = [&](int k) { return wk.thetas.col(second ? Index(k - 1) : Index(k & 1)); };  // θ_k, k ≥ 1
 
     Scalar loss = 0;
-    wk.u.setZero();
-    wk.thetas.col(0) = theta;
+    const bool first_order_terms = weighted && !second;  // u accumulates Σ w_k ∇L_q(θ_k)
+    if (first_order_terms) wk.u.setZero();
     for (int k = 0; k < steps; ++k) {
-      model_.loss_and_gradient(wk.thetas.col(col(k)), task.support, wk.g,
+      model_.loss_and_gradient(theta_k(k), task.support, wk.g,
                                use_cached() ? wk.step_ws[static_cast<std::size_t>(k)] : wk.ws);  // g = ∇L_s(θ_k)
       if (clip) {
         if (second) wk.raw.col(k) = wk.g;
         options_.inner_clip.template apply<Scalar>(wk.g);
       }
-      wk.thetas.col(col(k + 1)) = wk.thetas.col(col(k)) - alpha() * wk.g;  // θ_{k+1} = θ_k − α c(g)
+      slot(k + 1) = theta_k(k) - alpha() * wk.g;  // θ_{k+1} = θ_k − α c(g)
       const Scalar wq = weight(k + 1);
       if (k + 1 < steps && wq != Scalar(0)) {  // multi-step loss: w_{k+1} L_q(θ_{k+1})
         if (second) {
-          loss += wq * model_.loss_and_gradient(wk.thetas.col(col(k + 1)), task.query, wk.query.col(k + 1), wk.ws);
+          loss += wq * model_.loss_and_gradient(theta_k(k + 1), task.query, wk.query.col(k + 1), wk.ws);
           wk.query.col(k + 1) *= wq;
         } else {
-          loss += wq * model_.loss_and_gradient(wk.thetas.col(col(k + 1)), task.query, wk.qg, wk.ws);
-          wk.u += wq * wk.qg;  // first order: Σ w_k ∇L_q(θ_k)
+          loss += wq * model_.loss_and_gradient(theta_k(k + 1), task.query, wk.qg, wk.ws);
+          wk.u += wq * wk.qg;
         }
       }
     }
-    const Scalar wk_final = final_weight();
-    loss += wk_final * model_.loss_and_gradient(wk.thetas.col(col(steps)), task.query, wk.qg, wk.ws);
-    wk.u += wk_final * wk.qg;  // u = w_K ∇L_q(θ_K) (+ first-order terms)
+    const Scalar w_final = final_weight();
+    if (first_order_terms) {
+      loss += w_final * model_.loss_and_gradient(theta_k(steps), task.query, wk.qg, wk.ws);
+      wk.u += w_final * wk.qg;
+    } else {
+      loss += w_final * model_.loss_and_gradient(theta_k(steps), task.query, wk.u, wk.ws);  // u = ∇L_q(θ_K)
+      if (w_final != Scalar(1)) wk.u *= w_final;                                          //   · w_K
+    }
     if (second) {
       for (int k = steps - 1; k >= 0; --k) {
-        wk.w = wk.u;
-        if (clip) options_.inner_clip.template jacobian_transpose_product<Scalar>(wk.raw.col(k), wk.w, wk.clip_scratch);  // w = J_cᵀ u
-        hessian_vector_product(wk, k, wk.thetas.col(k), task.support, wk.w, wk.hv);  // H_s(θ_k) w
-        wk.u -= alpha() * wk.hv;                                                  // u ← u − α H_s(θ_k) w
-        if (k >= 1 && weighted && weight(k) != Scalar(0)) wk.u += wk.query.col(k);  // + w_k ∇L_q(θ_k)
+        if (clip) {
+          wk.w = wk.u;
+          options_.inner_clip.template jacobian_transpose_product<Scalar>(wk.raw.col(k), wk.w, wk.clip_scratch);  // J_cᵀ u
+        }
+        hessian_vector_product(wk, k, theta_k(k), task.support, clip ? wk.w : wk.u, wk.hv);  // H_s(θ_k) J_cᵀ u
+        wk.u -= alpha() * wk.hv;                                                             // u ← u − α H_s J_cᵀ u
+        if (k >= 1 && weighted && weight(k) != Scalar(0)) wk.u += wk.query.col(k);           //   + w_k ∇L_q(θ_k)
       }
     }
-    out = wk.u;
     return loss;
   }
 

@@ -74,7 +74,7 @@ class MetaTrainer {
       for (auto& task : tasks_) sampler_.sample(task);
       const Scalar loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_);
       Progress progress;
-      if (!std::isfinite(static_cast<double>(loss)) || !grad_.allFinite()) {
+      if (!std::isfinite(static_cast<double>(loss)) || !detail::all_finite(grad_)) {
         if (options_.on_non_finite == NonFinitePolicy::throw_error)
           throw numerical_error(detail::concat("metalearn: MetaTrainer: meta-iteration ", iteration_ + 1,
                                                ": non-finite meta-", std::isfinite(static_cast<double>(loss)) ? "gradient" : "loss",

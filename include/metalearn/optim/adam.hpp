@@ -41,7 +41,7 @@ class Adam {
   void step(VectorRef<Scalar> theta, ConstVectorRef<Scalar> g) {
     detail::check_size("optim::Adam::step", "theta", theta.size(), m_.size());
     detail::check_size("optim::Adam::step", "gradient", g.size(), m_.size());
-    if (!g.allFinite()) detail::check_finite("optim::Adam::step", "gradient", g);
+    if (!detail::all_finite(g)) detail::check_finite("optim::Adam::step", "gradient", g);
     ++t_;
     const double bc1 = 1 - std::pow(options_.beta1, static_cast<double>(t_));
     const double bc2 = 1 - std::pow(options_.beta2, static_cast<double>(t_));

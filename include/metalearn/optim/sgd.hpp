@@ -36,7 +36,7 @@ class Sgd {
   void step(VectorRef<Scalar> theta, ConstVectorRef<Scalar> g) {
     detail::check_size("optim::Sgd::step", "theta", theta.size(), b_.size());
     detail::check_size("optim::Sgd::step", "gradient", g.size(), b_.size());
-    if (!g.allFinite()) detail::check_finite("optim::Sgd::step", "gradient", g);
+    if (!detail::all_finite(g)) detail::check_finite("optim::Sgd::step", "gradient", g);
     ++t_;
     const auto lr = static_cast<Scalar>(options_.lr), mu = static_cast<Scalar>(options_.momentum);
     if (options_.momentum == 0) {
