@@ -65,11 +65,15 @@ class Adam {
   /// The hyper-parameters.
   const Options& options() const { return options_; }
 
-  /// Restores a saved state (checkpoints); throws on a size mismatch or a negative count.
+  /// Restores a saved state (checkpoints); throws on a size mismatch, a negative count, a
+  /// non-finite moment or a negative second moment, leaving the state unchanged.
   void restore(ConstVectorRef<Scalar> m, ConstVectorRef<Scalar> v, std::int64_t steps) {
     detail::check_size("optim::Adam::restore", "first moment", m.size(), m_.size());
     detail::check_size("optim::Adam::restore", "second moment", v.size(), v_.size());
     if (steps < 0) detail::fail("optim::Adam::restore", "step count must be >= 0, got ", steps);
+    detail::check_finite("optim::Adam::restore", "first moment", m);
+    detail::check_finite("optim::Adam::restore", "second moment", v);
+    if ((v.array() < Scalar(0)).any()) detail::fail("optim::Adam::restore", "second moment must be >= 0");
     m_ = m;
     v_ = v;
     t_ = steps;

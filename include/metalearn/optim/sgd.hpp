@@ -58,10 +58,12 @@ class Sgd {
   /// The hyper-parameters.
   const Options& options() const { return options_; }
 
-  /// Restores a saved state (checkpoints).
+  /// Restores a saved state (checkpoints); throws on a size mismatch, a negative count or a
+  /// non-finite velocity, leaving the state unchanged.
   void restore(ConstVectorRef<Scalar> velocity, std::int64_t steps) {
     detail::check_size("optim::Sgd::restore", "velocity", velocity.size(), b_.size());
     if (steps < 0) detail::fail("optim::Sgd::restore", "step count must be >= 0, got ", steps);
+    detail::check_finite("optim::Sgd::restore", "velocity", velocity);
     b_ = velocity;
     t_ = steps;
   }
