@@ -56,7 +56,14 @@ int main(int argc, char** argv) {
                 << (config.inner_steps == 1 ? "" : "s") << ", alpha " << config.inner_lr << ") on sine tasks: "
                 << config.iterations << " meta-iterations of " << config.meta_batch << " tasks, " << config.threads
                 << " thread" << (config.threads == 1 ? "" : "s") << ", seed " << config.seed << "\n";
+    if (!config.quiet && !config.resume.empty())
+      std::cerr << "resuming from " << config.resume << "\n";
     const sine::Report report = sine::run(config, progress_printer(config.quiet));
+    if (!config.quiet && !config.resume.empty())
+      std::cerr << "resumed at iteration " << report.resumed_from << "\n";
+    if (!config.save.empty())
+      std::cerr << "checkpoint of iteration " << config.iterations << " written to " << config.save << " ("
+                << report.checkpoints_written << " write" << (report.checkpoints_written == 1 ? "" : "s") << ")\n";
     std::cout << sine::table(report);
     std::cout << "meta-training " << report.train_seconds << " s (" << static_cast<long>(report.iterations_per_second)
               << " it/s), baseline " << report.baseline_seconds << " s, evaluation " << report.eval_seconds << " s\n";

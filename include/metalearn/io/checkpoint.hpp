@@ -109,6 +109,9 @@ struct TrainingCheckpoint {
   std::int64_t iteration = 0;       ///< meta-iterations completed
   std::int64_t skipped = 0;         ///< updates skipped (non-finite meta-gradients)
   Rng::State sampler_rng{};         ///< the task sampler's engine state
+
+  /// Where θ is restored to (`restore_checkpoint`).
+  using Ref = VectorRef<Scalar>;
 };
 
 /// One set of weights, e.g. a task's adapted (fast) weights.
@@ -527,7 +530,8 @@ void save_checkpoint(const std::string& path, const std::string& model, ConstVec
 /// optimizer, the trainer's counters (`restore(iteration, skipped)`) and the sampler's engine.
 /// `source` names the checkpoint in messages.
 template <class Scalar, class Optimizer, class Trainer>
-void restore_checkpoint(const TrainingCheckpoint<Scalar>& c, const std::string& model, VectorRef<Scalar> theta,
+void restore_checkpoint(const TrainingCheckpoint<Scalar>& c, const std::string& model,
+                        typename TrainingCheckpoint<Scalar>::Ref theta,
                         Optimizer& optimizer, Trainer& trainer, Rng& sampler_rng,
                         const std::string& source = "<memory>", const char* where = "io::restore_checkpoint") {
   using metalearn::detail::fail_checkpoint;
