@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     const sine::Report report = sine::run(config, progress_printer(config.quiet));
     if (!config.quiet && !config.resume.empty())
       std::cerr << "resumed at iteration " << report.resumed_from << "\n";
-    if (!config.save.empty())
+    if (!config.quiet && !config.save.empty())
       std::cerr << "checkpoint of iteration " << config.iterations << " written to " << config.save << " ("
                 << report.checkpoints_written << " write" << (report.checkpoints_written == 1 ? "" : "s") << ")\n";
     std::cout << sine::table(report);
