@@ -84,7 +84,7 @@ TEST_CASE("sine example: a seed reproduces the run exactly", "[example]") {
   for (std::size_t i = 0; i < a.eval.size(); ++i) CHECK(a.eval[i].mse == b.eval[i].mse);
 }
 
-TEST_CASE("sine example: flags", "[example]") {
+TEST_CASE("sine example: flags", "[example][bad-input]") {
   sine::Config c;
   CHECK(sine::parse({"--iterations", "500", "--order", "1", "--hidden", "64,32,16", "--inner-lr", "0.02", "--quiet"}, c));
   CHECK(c.iterations == 500);

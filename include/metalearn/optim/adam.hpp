@@ -29,8 +29,7 @@ class Adam {
 
   /// State for `parameters` entries.
   explicit Adam(Index parameters, Options options = {})
-      : options_(options), m_(Vector<Scalar>::Zero(parameters)), v_(Vector<Scalar>::Zero(parameters)) {
-    if (parameters <= 0) detail::fail("optim::Adam", "parameter count must be > 0, got ", parameters);
+      : options_(options), m_(Vector<Scalar>::Zero(checked_count(parameters))), v_(Vector<Scalar>::Zero(parameters)) {
     detail::check_positive("optim::Adam", "lr", options.lr);
     if (!(options.beta1 >= 0 && options.beta1 < 1)) detail::fail("optim::Adam", "beta1 must be in [0, 1), got ", options.beta1);
     if (!(options.beta2 >= 0 && options.beta2 < 1)) detail::fail("optim::Adam", "beta2 must be in [0, 1), got ", options.beta2);
@@ -87,6 +86,12 @@ class Adam {
   }
 
  private:
+  // Checked before the moments are sized (a negative size would be undefined behaviour).
+  static Index checked_count(Index parameters) {
+    if (parameters <= 0) detail::fail("optim::Adam", "parameter count must be > 0, got ", parameters);
+    return parameters;
+  }
+
   Options options_;
   Vector<Scalar> m_;
   Vector<Scalar> v_;

@@ -25,8 +25,8 @@ class Sgd {
   };
 
   /// State for `parameters` entries.
-  explicit Sgd(Index parameters, Options options = {}) : options_(options), b_(Vector<Scalar>::Zero(parameters)) {
-    if (parameters <= 0) detail::fail("optim::Sgd", "parameter count must be > 0, got ", parameters);
+  explicit Sgd(Index parameters, Options options = {})
+      : options_(options), b_(Vector<Scalar>::Zero(checked_count(parameters))) {
     detail::check_positive("optim::Sgd", "lr", options.lr);
     if (!(options.momentum >= 0 && options.momentum < 1))
       detail::fail("optim::Sgd", "momentum must be in [0, 1), got ", options.momentum);
@@ -69,6 +69,12 @@ class Sgd {
   }
 
  private:
+  // Checked before the velocity is sized (a negative size would be undefined behaviour).
+  static Index checked_count(Index parameters) {
+    if (parameters <= 0) detail::fail("optim::Sgd", "parameter count must be > 0, got ", parameters);
+    return parameters;
+  }
+
   Options options_;
   Vector<Scalar> b_;
   std::int64_t t_ = 0;
