@@ -396,3 +396,29 @@ TEST_CASE("checkpoint: a user-defined optimizer takes part through the three ove
   c.optimizer.kind = static_cast<io::OptimizerKind>(7);
   CHECK_THROWS_WITH(io::encode(c), mlt::contains("unknown optimizer kind 7"));
 }
+
+TEST_CASE("checkpoint: the checked-in fuzz seed files still decode as they should (format stability)",
+          "[io][format]") {
+  const std::string dir = std::string(METALEARN_SOURCE_DIR) + "/tests/fuzz/corpus/checkpoint/";
+  const auto adam = io::decode_training<float>(mlt::read_bytes(dir + "valid-float-adam.ckpt").data(),
+                                               mlt::read_bytes(dir + "valid-float-adam.ckpt").size());
+  CHECK(adam.model == "1-3(tanh)-1(identity) mse");
+  CHECK(adam.optimizer.kind == io::OptimizerKind::adam);
+  CHECK(adam.theta.size() == 10);
+  for (const char* name : {"valid-double-sgd.ckpt", "valid-double-user-optimizer.ckpt"}) {
+    const auto b = mlt::read_bytes(dir + name);
+    INFO(name);
+    CHECK_NOTHROW(io::decode_training<double>(b.data(), b.size()));
+  }
+  const auto none = mlt::read_bytes(dir + "valid-float-none.ckpt");
+  CHECK_NOTHROW(io::decode_training<float>(none.data(), none.size()));
+  const auto w = mlt::read_bytes(dir + "valid-float-weights.bin");
+  CHECK(io::decode_weights<float>(w.data(), w.size()).metadata == "user 7");
+  for (const char* name : {"truncated-half.ckpt", "truncated-header.ckpt", "corrupt-bitflip.ckpt", "wrong-version.ckpt",
+                           "corrupt-count.ckpt"}) {
+    const auto b = mlt::read_bytes(dir + name);
+    INFO(name);
+    CHECK_THROWS_AS(io::decode_training<float>(b.data(), b.size()), metalearn::checkpoint_error);
+    CHECK_THROWS_AS(io::decode_training<double>(b.data(), b.size()), metalearn::checkpoint_error);
+  }
+}

@@ -809,3 +809,16 @@ TEST_CASE("bad input: adapted weights of another model or size", "[bad-input][ch
   CHECK((small.array() == 9.0f).all());
   f.unchanged();
 }
+
+TEST_CASE("bad input: saving a diverged (NaN) θ keeps the last good checkpoint", "[bad-input][checkpoint]") {
+  CheckpointFixture f;
+  f.theta[3] = std::numeric_limits<float>::quiet_NaN();
+  f.theta0 = f.theta;
+  expect_invalid([&] { io::save_checkpoint<float>(f.good, f.model, f.theta, f.adam, f.trainer, f.sampler.rng()); },
+                 "theta holds non-finite values; refusing to save them");
+  expect_invalid([&] { io::save_weights<float>(f.good, f.model, f.theta); }, "non-finite");
+  CHECK(io::read_checkpoint<float>(f.good).metadata == "good");
+  CHECK(f.dir.entries().size() == 1);
+  CHECK(f.theta.hasNaN());
+  CHECK(mlt::read_bytes(f.good) == f.good_bytes);
+}

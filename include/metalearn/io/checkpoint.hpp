@@ -31,7 +31,7 @@
 /// the first problem: the length against the minimum, the magic, the version, the kind, the
 /// scalar type, the flags, the recorded size against the file's (truncation), the checksum,
 /// then every field with its count bounded by the bytes that remain (nothing is allocated
-/// from a count before that check), no trailing bytes, and finally the model description,
+/// from a count before that check), θ finite, no trailing bytes, and finally the model description,
 /// the parameter count, the optimizer kind and sizes, the counters and the RNG state against
 /// the objects it is loaded into. Everything is decoded into temporaries first; the
 /// destination objects are written only when every check has passed.
@@ -375,7 +375,8 @@ inline bool rng_state_valid(const Rng::State& s) { return (s[0] | s[1] | s[2] | 
 }  // namespace detail
 
 /// The bytes of a training checkpoint (format above). Throws `invalid_argument` if the
-/// checkpoint is inconsistent (sizes, counters, strings too long, an all-zero RNG state).
+/// checkpoint is inconsistent (sizes, counters, strings too long, an all-zero RNG state) or
+/// holds non-finite θ or optimizer state: a diverged run never replaces a good checkpoint.
 template <class Scalar>
 std::vector<unsigned char> encode(const TrainingCheckpoint<Scalar>& c) {
   constexpr const char* where = "io::encode";
@@ -383,10 +384,14 @@ std::vector<unsigned char> encode(const TrainingCheckpoint<Scalar>& c) {
   if (c.model.size() > checkpoint_max_string || c.metadata.size() > checkpoint_max_string)
     fail(where, "the model description and the metadata must be at most ", checkpoint_max_string, " bytes");
   if (c.theta.size() == 0) fail(where, "theta is empty");
-  for (std::size_t b = 0; b < c.optimizer.buffers.size(); ++b)
+  if (!c.theta.allFinite())  // a diverged run must not overwrite the last good checkpoint
+    fail(where, "theta holds non-finite values; refusing to save them");
+  for (std::size_t b = 0; b < c.optimizer.buffers.size(); ++b) {
     if (c.optimizer.buffers[b].size() != c.theta.size())
       fail(where, "optimizer buffer ", b, " has ", c.optimizer.buffers[b].size(), " entries, expected ", c.theta.size(),
            " (the parameter count)");
+    if (!c.optimizer.buffers[b].allFinite()) fail(where, "optimizer buffer ", b, " holds non-finite values");
+  }
   if (c.optimizer.steps < 0) fail(where, "optimizer step count must be >= 0, got ", c.optimizer.steps);
   const int buffers = detail::expected_buffers(static_cast<std::uint32_t>(c.optimizer.kind));
   if (buffers == -2) fail(where, "unknown optimizer kind ", static_cast<std::uint32_t>(c.optimizer.kind));
@@ -424,6 +429,7 @@ TrainingCheckpoint<Scalar> decode_training(const unsigned char* data, std::size_
   c.metadata = r.string("the metadata");
   c.theta = r.template vector<Scalar>("theta");
   if (c.theta.size() == 0) r.fail("theta is empty");
+  if (!c.theta.allFinite()) r.fail("theta holds non-finite values");
   const std::uint32_t kind = r.u32("the optimizer kind");
   const int expected = detail::expected_buffers(kind);
   if (expected == -2) r.fail("unknown optimizer kind ", kind);
@@ -440,6 +446,7 @@ TrainingCheckpoint<Scalar> decode_training(const unsigned char* data, std::size_
     if (c.optimizer.buffers.back().size() != c.theta.size())
       r.fail("optimizer buffer ", b, " has ", c.optimizer.buffers.back().size(), " entries, theta has ",
              c.theta.size());
+    if (!c.optimizer.buffers.back().allFinite()) r.fail("optimizer buffer ", b, " holds non-finite values");
   }
   c.iteration = r.i64("the trainer iteration");
   c.skipped = r.i64("the skipped count");
@@ -458,6 +465,7 @@ std::vector<unsigned char> encode(const WeightsFile<Scalar>& f) {
     metalearn::detail::fail(where, "the model description and the metadata must be at most ", checkpoint_max_string,
                             " bytes");
   if (f.theta.size() == 0) metalearn::detail::fail(where, "the weights are empty");
+  if (!f.theta.allFinite()) metalearn::detail::fail(where, "the weights hold non-finite values; refusing to save them");
   detail::Writer w;
   w.header(FileKind::weights, detail::scalar_code<Scalar>());
   w.string(f.model);
@@ -476,6 +484,7 @@ WeightsFile<Scalar> decode_weights(const unsigned char* data, std::size_t size, 
   f.metadata = r.string("the metadata");
   f.theta = r.template vector<Scalar>("the weights");
   if (f.theta.size() == 0) r.fail("the weights are empty");
+  if (!f.theta.allFinite()) r.fail("the weights hold non-finite values");
   detail::finish_body(r);
   return f;
 }
