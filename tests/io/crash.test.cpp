@@ -6,6 +6,7 @@
 #include <catch.hpp>
 #include <temp_dir.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -55,7 +56,13 @@ std::int64_t identify(const io::TrainingCheckpoint<double>& c) {
 TEST_CASE("crash: SIGKILL at random instants while writing checkpoints never leaves a bad file", "[io][crash]") {
   mlt::TempDir dir;
   const std::string path = dir.file("model.ckpt");
-  io::write_checkpoint(path, version(0));
+  // How long one write takes here (fsync times vary a lot between file systems and under
+  // sanitizers): kills are spread over about three writes, so that some land before the first
+  // rename and some after one or more.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) io::write_checkpoint(path, version(0));
+  const auto write_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count() / 5;
+  const std::uint64_t window_us = static_cast<std::uint64_t>(std::max<long long>(300, 3 * write_us));
   metalearn::Rng rng(2024);
   constexpr int kills = 200;
   std::int64_t last = 0;
@@ -73,9 +80,9 @@ TEST_CASE("crash: SIGKILL at random instants while writing checkpoints never lea
         }
       }
     }
-    // Kill at a random instant in the first few writes (a write with its fsyncs takes about a
-    // millisecond here): before the first rename, between renames, inside write or fsync.
-    std::this_thread::sleep_for(std::chrono::microseconds(rng.uniform_index(4000)));
+    // Kill at a random instant in the first few writes: before the first rename, between
+    // renames, inside write or fsync.
+    std::this_thread::sleep_for(std::chrono::microseconds(rng.uniform_index(window_us)));
     REQUIRE(::kill(child, SIGKILL) == 0);
     int status = 0;
     REQUIRE(::waitpid(child, &status, 0) == child);
@@ -97,7 +104,7 @@ TEST_CASE("crash: SIGKILL at random instants while writing checkpoints never lea
       std::filesystem::remove(dir.path() / name);
     }
   }
-  INFO(advanced << " kills after at least one completed write, " << stale_temporaries
+  INFO("one write takes " << write_us << " us; " << advanced << " kills after at least one completed write, " << stale_temporaries
                 << " kills inside a write (temporary file left)");
   CHECK(advanced > 0);            // the children did write new versions
   CHECK(stale_temporaries > 0);   // and kills did land in the middle of writes
