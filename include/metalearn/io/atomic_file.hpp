@@ -6,8 +6,9 @@
 /// flushes and fsyncs it, renames it over the target and fsyncs the directory. rename(2)
 /// replaces the directory entry atomically, so a process killed at any instant (or a machine
 /// that loses power, given the fsyncs) leaves either the old file or the new one at the
-/// path, never a mixture or a truncated file. A temporary file (".<name>.tmp.<pid>.<n>")
-/// can be left beside the target by a crash; it is never read.
+/// path, never a mixture or a truncated file. A temporary file (the target's name with a
+/// leading dot and a ".tmp.PID.N" suffix) can be left beside the target by a crash; it is
+/// never read.
 
 #include <metalearn/core/error.hpp>
 

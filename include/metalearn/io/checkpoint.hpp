@@ -10,7 +10,7 @@
 ///
 /// | offset | size | field                                                              |
 /// |--------|------|--------------------------------------------------------------------|
-/// | 0      | 8    | magic `89 4D 4C 43 4B 0D 0A 1A` ("\x89MLCK\r\n\x1a")               |
+/// | 0      | 8    | magic `89 4D 4C 43 4B 0D 0A 1A` (0x89, "MLCK", CR, LF, Ctrl-Z)      |
 /// | 8      | 4    | u32 format version = 1                                             |
 /// | 12     | 4    | u32 kind: 1 training checkpoint, 2 adapted weights                 |
 /// | 16     | 4    | u32 scalar: 1 float (binary32), 2 double (binary64)                |
@@ -43,6 +43,15 @@
 /// The model description is a string the caller passes: `nn::Objective::describe()` for
 /// metalearn's networks, or any text that identifies the shape of a user model. A checkpoint
 /// loads only into a model with the identical description and parameter count.
+///
+/// Typical use with `MetaTrainer` (the scalar type is given explicitly):
+/// @code
+/// namespace io = metalearn::io;
+/// io::save_checkpoint<float>("run.ckpt", objective.describe(), theta, adam, trainer, sampler.rng());
+/// // later, in a fresh process, with objects built the same way:
+/// io::load_checkpoint<float>("run.ckpt", objective.describe(), theta, adam, trainer, sampler.rng());
+/// trainer.run(theta, remaining);  // continues bit for bit
+/// @endcode
 ///
 /// Optimizers take part through three overloads found by argument-dependent lookup:
 /// `optimizer_state(opt)`, `check_optimizer_state(opt, state, where)` (throws
@@ -508,6 +517,7 @@ void write_checkpoint(const std::string& path, const TrainingCheckpoint<Scalar>&
 }
 
 /// Saves the state of meta-training to `path`, atomically.
+/// @param path        the checkpoint file (replaced atomically)
 /// @param model       the model's description (`Objective::describe()`, or your own text)
 /// @param theta       θ
 /// @param optimizer   the meta-optimizer (`optim::Adam`, `optim::Sgd`, or a type with the
