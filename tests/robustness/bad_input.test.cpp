@@ -647,8 +647,7 @@ TEST_CASE("bad input: a checkpoint with a flipped bit (checksum)", "[bad-input][
   b[b.size() / 2] ^= 0x04;
   const std::string path = f.write("flipped.ckpt", b);
   expect_checkpoint_error([&] { f.load(path); }, "checksum mismatch");
-  CHECK_THAT(std::string([&] { try { f.load(path); } catch (const std::exception& e) { return e.what(); } return ""; }()),
-             mlt::contains("flipped.ckpt"));
+  expect_checkpoint_error([&] { f.load(path); }, "flipped.ckpt");  // the message names the file
   CHECK(mlt::read_bytes(path) == b);  // loading never modifies the file
   f.unchanged();
 }
