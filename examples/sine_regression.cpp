@@ -14,10 +14,12 @@ sine::ProgressSink progress_printer(bool quiet) {
   const bool terminal = isatty(fileno(stderr)) != 0;
   const double period = terminal ? 0.2 : 5.0;
   auto next = std::make_shared<double>(period);
-  return [terminal, period, next](long i, long total, double loss, double elapsed) {
+  auto first = std::make_shared<long>(-1);  // iterations done before this run (--resume)
+  return [terminal, period, next, first](long i, long total, double loss, double elapsed) {
+    if (*first < 0) *first = i - 1;
     if (elapsed < *next && i != total) return;
     *next = elapsed + period;
-    const double rate = elapsed > 0 ? static_cast<double>(i) / elapsed : 0.0;
+    const double rate = elapsed > 0 ? static_cast<double>(i - *first) / elapsed : 0.0;
     const double eta = rate > 0 ? static_cast<double>(total - i) / rate : 0.0;
     std::fprintf(stderr, "%siteration %ld/%ld  meta-loss %.4f  %.0f it/s  ETA %.0f s%s", terminal ? "\r" : "", i, total,
                  loss, rate, eta, terminal ? "   " : "\n");
