@@ -14,10 +14,12 @@ sine::ProgressSink progress_printer(bool quiet) {
   const bool terminal = isatty(fileno(stderr)) != 0;
   const double period = terminal ? 0.2 : 5.0;
   auto next = std::make_shared<double>(period);
-  return [terminal, period, next](long i, long total, double loss, double elapsed) {
+  auto first = std::make_shared<long>(-1);  // iterations done before this run (--resume)
+  return [terminal, period, next, first](long i, long total, double loss, double elapsed) {
+    if (*first < 0) *first = i - 1;
     if (elapsed < *next && i != total) return;
     *next = elapsed + period;
-    const double rate = elapsed > 0 ? static_cast<double>(i) / elapsed : 0.0;
+    const double rate = elapsed > 0 ? static_cast<double>(i - *first) / elapsed : 0.0;
     const double eta = rate > 0 ? static_cast<double>(total - i) / rate : 0.0;
     std::fprintf(stderr, "%siteration %ld/%ld  meta-loss %.4f  %.0f it/s  ETA %.0f s%s", terminal ? "\r" : "", i, total,
                  loss, rate, eta, terminal ? "   " : "\n");
@@ -56,7 +58,14 @@ int main(int argc, char** argv) {
                 << (config.inner_steps == 1 ? "" : "s") << ", alpha " << config.inner_lr << ") on sine tasks: "
                 << config.iterations << " meta-iterations of " << config.meta_batch << " tasks, " << config.threads
                 << " thread" << (config.threads == 1 ? "" : "s") << ", seed " << config.seed << "\n";
+    if (!config.quiet && !config.resume.empty())
+      std::cerr << "resuming from " << config.resume << "\n";
     const sine::Report report = sine::run(config, progress_printer(config.quiet));
+    if (!config.quiet && !config.resume.empty())
+      std::cerr << "resumed at iteration " << report.resumed_from << "\n";
+    if (!config.quiet && !config.save.empty())
+      std::cerr << "checkpoint of iteration " << config.iterations << " written to " << config.save << " ("
+                << report.checkpoints_written << " write" << (report.checkpoints_written == 1 ? "" : "s") << ")\n";
     std::cout << sine::table(report);
     std::cout << "meta-training " << report.train_seconds << " s (" << static_cast<long>(report.iterations_per_second)
               << " it/s), baseline " << report.baseline_seconds << " s, evaluation " << report.eval_seconds << " s\n";

@@ -3,6 +3,7 @@
 // small pieces that examples/sine_regression.cpp puts together and the tests call directly:
 // flags, meta-training, the "pretrained on all tasks" baseline, evaluation, and the report
 // (table, JSON, SVG figure).
+#include <metalearn/io/checkpoint.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/trainer.hpp>
 #include <metalearn/nn/loss.hpp>
@@ -47,6 +48,9 @@ struct Config {
   std::string init = "glorot_uniform";  // weight initialisation
   std::string report;             // JSON report file
   std::string plot;               // SVG figure file
+  std::string save;               // checkpoint file written at the end (and every save_every iterations)
+  long save_every = 0;            // 0: only at the end
+  std::string resume;             // checkpoint file to continue meta-training from
   bool quiet = false;             // no progress output
 };
 
@@ -74,6 +78,11 @@ usage: sine_regression [flags]
                      paper's code)                               (default glorot_uniform)
   --report FILE      write a JSON report
   --plot FILE        write an SVG figure like the paper's Figure 2
+  --save FILE        write a meta-training checkpoint at the end (atomically: a crash
+                     leaves the previous checkpoint)
+  --save-every N     also write it every N meta-iterations (needs --save)
+  --resume FILE      continue meta-training from a checkpoint up to --iterations; the
+                     training flags must be those the checkpoint was written with
   --quiet            no progress output
   --help             this text
 Evaluation: for K in {5, 10, 20}, adapt on K points with the training alpha and report the
@@ -135,6 +144,10 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     else if (flag == "--eval-tasks") c.eval_tasks = static_cast<int>(detail::parse_integer(flag, v, 1, 10000000));
     else if (flag == "--report") c.report = v;
     else if (flag == "--plot") c.plot = v;
+    else if (flag == "--save" || flag == "--resume") {
+      if (v.empty()) throw UsageError(flag + " expects a file name");
+      (flag == "--save" ? c.save : c.resume) = v;
+    } else if (flag == "--save-every") c.save_every = detail::parse_integer(flag, v, 1, 1000000000L);
     else if (flag == "--init") {
       if (v != "glorot_uniform" && v != "he_uniform" && v != "truncated_normal")
         throw UsageError("--init expects glorot_uniform, he_uniform or truncated_normal, got '" + v + "'");
@@ -149,7 +162,42 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
       throw UsageError("unknown flag '" + flag + "' (see --help)");
     }
   }
+  if (c.save_every > 0 && c.save.empty()) throw UsageError("--save-every needs --save FILE");
   return true;
+}
+
+/// The flags that determine meta-training, as stored in a checkpoint's metadata: a resumed run
+/// must use the same ones (the network's shape is checked through the model description).
+inline std::string training_signature(const Config& c) {
+  std::ostringstream out;
+  out << std::setprecision(17) << "--order " << c.order << "\n--inner-steps " << c.inner_steps << "\n--inner-lr "
+      << c.inner_lr << "\n--meta-lr " << c.meta_lr << "\n--meta-batch " << c.meta_batch << "\n--shots " << c.shots
+      << "\n--seed " << c.seed << "\n--init " << c.init;
+  return out.str();
+}
+
+/// Throws `metalearn::checkpoint_error` naming every flag whose value differs between the
+/// checkpoint's signature and this run's.
+inline void check_signature(const std::string& saved, const std::string& current, const std::string& file) {
+  if (saved == current) return;
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::stringstream in(text);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  };
+  const auto a = lines(saved), b = lines(current);
+  std::string diff;
+  for (const auto& line : b) {
+    const std::string flag = line.substr(0, line.find(' '));
+    std::string was = "(absent)";
+    for (const auto& old : a)
+      if (old.substr(0, old.find(' ')) == flag) was = old.substr(old.find(' ') + 1);
+    if (flag + " " + was != line) diff += (diff.empty() ? "" : ", ") + flag + " " + was + " (this run: " + line.substr(line.find(' ') + 1) + ")";
+  }
+  if (diff.empty()) diff = "unrecognised metadata";
+  throw metalearn::checkpoint_error("metalearn: sine_regression: '" + file +
+                                    "' was written with other training flags: " + diff);
 }
 
 /// MSE after 0, 1, 5 and 10 steps for one method and K: mean and 95% CI over the test tasks.
@@ -176,7 +224,9 @@ struct Report {
   double iterations_per_second = 0;  // of meta-training
   double baseline_seconds = 0;       // pretrained baseline training
   double eval_seconds = 0;
-  double final_meta_loss = 0;        // mean meta-loss of the last 1000 iterations
+  double final_meta_loss = 0;        // mean meta-loss of the last 1000 iterations (of this run)
+  long resumed_from = 0;             // iteration of the --resume checkpoint (0: from scratch)
+  long checkpoints_written = 0;      // by --save and --save-every
   std::vector<EvalRow> eval;
   std::vector<Panel> panels;
 };
@@ -225,10 +275,28 @@ struct Experiment {
     metalearn::TrainerOptions to;
     to.meta_batch = config.meta_batch;
     metalearn::MetaTrainer trainer(maml, adam, sampler, to);
+    const std::string model = objective.describe();
+    const std::string signature = training_signature(config);
+    if (!config.resume.empty()) {  // all or nothing: θ, Adam, the counters and the task stream
+      const auto checkpoint = metalearn::io::read_checkpoint<S>(config.resume);
+      check_signature(checkpoint.metadata, signature, config.resume);
+      if (checkpoint.iteration > config.iterations)
+        throw metalearn::checkpoint_error("metalearn: sine_regression: '" + config.resume + "' is at iteration " +
+                                          std::to_string(checkpoint.iteration) + ", beyond --iterations " +
+                                          std::to_string(config.iterations));
+      metalearn::io::restore_checkpoint(checkpoint, model, theta, adam, trainer, sampler.rng(), config.resume);
+      report.resumed_from = static_cast<long>(checkpoint.iteration);
+    }
+    auto save = [&] {
+      metalearn::io::save_checkpoint<S>(config.save, model, theta, adam, trainer, sampler.rng(), signature);
+      ++report.checkpoints_written;
+    };
     std::vector<double> window(1000, 0.0);
     double window_sum = 0;
     long filled = 0;
-    trainer.run(theta, config.iterations, [&](const metalearn::Progress& p) {
+    const long remaining = config.iterations - static_cast<long>(trainer.iteration());
+    trainer.run(theta, remaining, [&](const metalearn::Progress& p) {
+      if (config.save_every > 0 && p.iteration % config.save_every == 0 && p.iteration < config.iterations) save();
       const std::size_t slot = static_cast<std::size_t>((p.iteration - 1) % 1000);
       window_sum += p.meta_loss - window[slot];
       window[slot] = p.meta_loss;
@@ -236,8 +304,9 @@ struct Experiment {
       if (progress) progress(p.iteration, config.iterations, window_sum / static_cast<double>(filled), p.elapsed_seconds);
       report.train_seconds = p.elapsed_seconds;
     });
+    if (!config.save.empty()) save();
     report.iterations_per_second =
-        report.train_seconds > 0 ? static_cast<double>(config.iterations) / report.train_seconds : 0.0;
+        report.train_seconds > 0 ? static_cast<double>(remaining) / report.train_seconds : 0.0;
     report.final_meta_loss = filled > 0 ? window_sum / static_cast<double>(filled) : 0.0;
     return theta;
   }
@@ -443,6 +512,7 @@ inline std::string to_json(const Report& r) {
       << ", \"hidden\": " << detail::list(c.hidden, [](Index w) { return std::to_string(w); })
       << ", \"threads\": " << c.threads << ", \"seed\": " << c.seed << ", \"eval_tasks\": " << c.eval_tasks
       << ", \"init\": " << string(c.init) << ", \"report\": " << string(c.report) << ", \"plot\": " << string(c.plot)
+      << ", \"save\": " << string(c.save) << ", \"save_every\": " << c.save_every << ", \"resume\": " << string(c.resume)
       << ", \"quiet\": " << (c.quiet ? "true" : "false") << "},\n"
       << "  \"metalearn_version\": " << string(metalearn::version_string) << ",\n"
       << "  \"train_seconds\": " << number(r.train_seconds) << ",\n"
@@ -450,6 +520,8 @@ inline std::string to_json(const Report& r) {
       << "  \"baseline_seconds\": " << number(r.baseline_seconds) << ",\n"
       << "  \"eval_seconds\": " << number(r.eval_seconds) << ",\n"
       << "  \"final_meta_loss\": " << number(r.final_meta_loss) << ",\n"
+      << "  \"resumed_from\": " << r.resumed_from << ",\n"
+      << "  \"checkpoints_written\": " << r.checkpoints_written << ",\n"
       << "  \"eval\": [";
   for (std::size_t i = 0; i < r.eval.size(); ++i) {
     const EvalRow& e = r.eval[i];

@@ -3,6 +3,7 @@
 
 #include <catch.hpp>
 #include <json.hpp>
+#include <temp_dir.hpp>
 
 #include <cstdlib>
 #include <string>
@@ -83,7 +84,7 @@ TEST_CASE("sine example: a seed reproduces the run exactly", "[example]") {
   for (std::size_t i = 0; i < a.eval.size(); ++i) CHECK(a.eval[i].mse == b.eval[i].mse);
 }
 
-TEST_CASE("sine example: flags", "[example]") {
+TEST_CASE("sine example: flags", "[example][bad-input]") {
   sine::Config c;
   CHECK(sine::parse({"--iterations", "500", "--order", "1", "--hidden", "64,32,16", "--inner-lr", "0.02", "--quiet"}, c));
   CHECK(c.iterations == 500);
@@ -103,11 +104,106 @@ TEST_CASE("sine example: flags", "[example]") {
                                                                 {"--bogus", "1"},
                                                                 {"--seed"},
                                                                 {"stray"},
-                                                                {"--init", "zeros"}}) {
+                                                                {"--init", "zeros"},
+                                                                {"--save-every", "10"},
+                                                                {"--save-every", "0", "--save", "x"},
+                                                                {"--save", ""},
+                                                                {"--resume"}}) {
     sine::Config e;
     INFO(bad[0]);
     CHECK_THROWS_AS(sine::parse(bad, e), sine::UsageError);
   }
+}
+
+namespace {
+sine::Config tiny_run(long iterations) {
+  sine::Config c;
+  c.iterations = iterations;
+  c.eval_tasks = 5;
+  c.hidden = {16};
+  c.meta_batch = 4;
+  c.quiet = true;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("sine example: --save then --resume gives exactly the run that was not interrupted", "[example][resume]") {
+  mlt::TempDir dir;
+  for (int order : {1, 2}) {
+    INFO("order " << order);
+    sine::Config whole = tiny_run(60);
+    whole.order = order;
+    const auto straight = sine::run(whole);
+    CHECK(straight.resumed_from == 0);
+
+    sine::Config first = whole;
+    first.iterations = 25;
+    first.save = dir.file("half.ckpt");
+    const auto a = sine::run(first);
+    CHECK(a.checkpoints_written == 1);
+    CHECK(metalearn::io::read_checkpoint<float>(first.save).iteration == 25);
+
+    sine::Config second = whole;
+    second.resume = first.save;
+    second.save = dir.file("end.ckpt");
+    const auto b = sine::run(second);
+    CHECK(b.resumed_from == 25);
+    REQUIRE(b.eval.size() == straight.eval.size());
+    for (std::size_t i = 0; i < b.eval.size(); ++i) CHECK(b.eval[i].mse == straight.eval[i].mse);  // bit for bit
+    CHECK(metalearn::io::read_checkpoint<float>(second.save).iteration == 60);
+
+    // resuming a finished checkpoint trains nothing more and evaluates the same θ
+    sine::Config again = whole;
+    again.resume = second.save;
+    const auto c = sine::run(again);
+    for (std::size_t i = 0; i < c.eval.size(); ++i) CHECK(c.eval[i].mse == straight.eval[i].mse);
+  }
+}
+
+TEST_CASE("sine example: --save-every writes intermediate checkpoints", "[example][resume]") {
+  mlt::TempDir dir;
+  sine::Config c = tiny_run(50);
+  c.save = dir.file("every.ckpt");
+  c.save_every = 20;
+  std::vector<long> seen;
+  const auto r = sine::run(c, [&](long i, long, double, double) {
+    if (i == 21 || i == 45) seen.push_back(static_cast<long>(metalearn::io::read_checkpoint<float>(c.save).iteration));
+  });
+  CHECK(seen == std::vector<long>{20, 40});
+  CHECK(r.checkpoints_written == 3);  // 20, 40 and the end
+  CHECK(metalearn::io::read_checkpoint<float>(c.save).iteration == 50);
+  const auto json = mlt::json::parse(sine::to_json(r));
+  CHECK(json["config"]["save_every"].n == 20);
+  CHECK(json["checkpoints_written"].n == 3);
+}
+
+TEST_CASE("sine example: --resume refuses a checkpoint of other flags, another network or a later iteration",
+          "[example][resume][bad-input]") {
+  mlt::TempDir dir;
+  sine::Config c = tiny_run(20);
+  c.save = dir.file("c.ckpt");
+  sine::run(c);
+  const auto before = mlt::read_bytes(c.save);
+
+  sine::Config lr = tiny_run(40);
+  lr.resume = c.save;
+  lr.meta_lr = 0.002;
+  CHECK_THROWS_WITH(sine::run(lr), mlt::contains("--meta-lr 0.001 (this run: 0.002)"));
+
+  sine::Config net = tiny_run(40);
+  net.resume = c.save;
+  net.hidden = {8};
+  CHECK_THROWS_AS(sine::run(net), metalearn::checkpoint_error);
+  CHECK_THROWS_WITH(sine::run(net), mlt::contains("1-16(relu)-1(identity) mse"));
+
+  sine::Config past = tiny_run(10);
+  past.resume = c.save;
+  CHECK_THROWS_WITH(sine::run(past), mlt::contains("beyond --iterations 10"));
+
+  sine::Config missing = tiny_run(40);
+  missing.resume = dir.file("nope.ckpt");
+  CHECK_THROWS_WITH(sine::run(missing), mlt::contains("cannot open"));
+  CHECK(mlt::read_bytes(c.save) == before);  // a failed resume does not touch the checkpoint
 }
 
 #ifdef METALEARN_SINE_BINARY
@@ -118,5 +214,23 @@ TEST_CASE("sine example: a malformed flag exits with status 2 and a message", "[
   CHECK(WEXITSTATUS(status) == 2);
   const int help = std::system((std::string(METALEARN_SINE_BINARY) + " --help >/dev/null").c_str());
   CHECK(WEXITSTATUS(help) == 0);
+  const int every = std::system((std::string(METALEARN_SINE_BINARY) + " --save-every 5 2>/dev/null").c_str());
+  CHECK(WEXITSTATUS(every) == 2);
+}
+
+TEST_CASE("sine example: the binary saves and resumes; a corrupt checkpoint exits with status 1", "[example][resume]") {
+  mlt::TempDir dir;
+  const std::string bin = METALEARN_SINE_BINARY, ckpt = dir.file("run.ckpt");
+  const std::string common = " --hidden 8 --meta-batch 2 --eval-tasks 3 --quiet >/dev/null 2>&1";
+  CHECK(WEXITSTATUS(std::system((bin + " --iterations 10 --save " + ckpt + common).c_str())) == 0);
+  CHECK(WEXITSTATUS(std::system((bin + " --iterations 20 --resume " + ckpt + " --save " + ckpt + common).c_str())) == 0);
+  CHECK(metalearn::io::read_checkpoint<float>(ckpt).iteration == 20);
+  auto bytes = mlt::read_bytes(ckpt);
+  bytes[bytes.size() / 2] ^= 0x10;
+  mlt::write_bytes(ckpt, bytes);
+  const std::string err = dir.file("err.txt");
+  CHECK(WEXITSTATUS(std::system((bin + " --iterations 30 --resume " + ckpt + " --hidden 8 --quiet 2>" + err).c_str())) == 1);
+  const auto text = mlt::read_bytes(err);
+  CHECK_THAT(std::string(text.begin(), text.end()), mlt::contains("checksum mismatch"));
 }
 #endif

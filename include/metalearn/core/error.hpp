@@ -31,6 +31,15 @@ class numerical_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A checkpoint or weights file that cannot be used: unreadable or unwritable, truncated,
+/// corrupt (checksum), of another format version or scalar type, or written for another
+/// model or optimizer than the one it is loaded into. The message names the file and what
+/// mismatched; the objects it was to be loaded into are unchanged.
+class checkpoint_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 namespace detail {
 
 /// Concatenates the arguments with `operator<<` into one string.
@@ -46,6 +55,12 @@ std::string concat(Args&&... args) {
 template <class... Args>
 [[noreturn]] void fail(const char* where, Args&&... details) {
   throw metalearn::invalid_argument(concat("metalearn: ", where, ": ", std::forward<Args>(details)...));
+}
+
+/// Throws `metalearn::checkpoint_error` whose message is "metalearn: <where>: <details>".
+template <class... Args>
+[[noreturn]] void fail_checkpoint(const char* where, Args&&... details) {
+  throw metalearn::checkpoint_error(concat("metalearn: ", where, ": ", std::forward<Args>(details)...));
 }
 
 /// Throws unless `actual == expected`: "<what> has <actual> <unit>, expected <expected>".

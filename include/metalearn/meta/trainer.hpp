@@ -22,6 +22,13 @@ enum class NonFinitePolicy {
   skip          ///< skip the update and report it through `Progress::skipped`
 };
 
+namespace detail {
+template <class T, class = void>
+inline constexpr bool has_parameter_count_v = false;
+template <class T>
+inline constexpr bool has_parameter_count_v<T, std::void_t<decltype(std::declval<const T&>().parameter_count())>> = true;
+}  // namespace detail
+
 /// Options of `MetaTrainer`.
 struct TrainerOptions {
   Index meta_batch = 25;                                  ///< tasks per meta-iteration (> 0)
@@ -52,11 +59,17 @@ class MetaTrainer {
   using Scalar = typename Algorithm::Scalar;  ///< float or double
   using Task = typename Algorithm::Task;      ///< one task
 
-  /// Checks the options and sizes the meta-batch storage.
+  /// Checks the options (and, when the optimizer has `parameter_count()`, that it matches the
+  /// algorithm's) and sizes the meta-batch storage.
   MetaTrainer(Algorithm& algorithm, Optimizer& optimizer, Sampler& sampler, TrainerOptions options = {})
       : algorithm_(algorithm), optimizer_(optimizer), sampler_(sampler), options_(options) {
     if (options_.meta_batch <= 0) detail::fail("MetaTrainer", "meta_batch must be > 0, got ", options_.meta_batch);
     options_.meta_clip.validate("MetaTrainer");
+    if constexpr (detail::has_parameter_count_v<Optimizer>) {
+      if (static_cast<Index>(optimizer_.parameter_count()) != algorithm_.parameter_count())
+        detail::fail("MetaTrainer", "the optimizer has state for ", optimizer_.parameter_count(),
+                     " parameters, the algorithm's model has ", algorithm_.parameter_count());
+    }
     tasks_.resize(static_cast<std::size_t>(options_.meta_batch));
     grad_.resize(algorithm_.parameter_count());
   }

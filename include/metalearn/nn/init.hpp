@@ -5,6 +5,7 @@
 /// Every scheme draws the weights of each layer in parameter order (W column by column)
 /// and sets the biases to zero, so a seed reproduces the parameters bit for bit.
 
+#include <metalearn/core/error.hpp>
 #include <metalearn/core/random.hpp>
 #include <metalearn/core/types.hpp>
 
@@ -36,9 +37,18 @@ using Initializer = std::variant<GlorotUniform, GlorotNormal, HeUniform, HeNorma
 
 namespace detail {
 
-/// Fills W (fan_out × fan_in) from `init` and zeroes b.
+/// Throws `invalid_argument` unless the scheme's parameters are valid (σ finite and > 0).
+inline void check_initializer(const char* where, const Initializer& init) {
+  if (const auto* n = std::get_if<Normal>(&init)) metalearn::detail::check_positive(where, "Normal's stddev", n->stddev);
+  if (const auto* t = std::get_if<TruncatedNormal>(&init))
+    metalearn::detail::check_positive(where, "TruncatedNormal's stddev", t->stddev);
+}
+
+/// Fills W (fan_out × fan_in) from `init` and zeroes b. Throws (writing nothing) if the
+/// scheme's parameters are invalid.
 template <class WMap, class BMap>
 void initialize_layer(const Initializer& init, Index fan_in, Index fan_out, Rng& rng, WMap&& w, BMap&& b) {
+  check_initializer("nn::initialize", init);
   using S = typename std::decay_t<WMap>::Scalar;
   const double in = static_cast<double>(fan_in), out = static_cast<double>(fan_out);
   auto fill = [&](auto draw) {

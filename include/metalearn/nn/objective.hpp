@@ -39,6 +39,7 @@ class Objective {
   explicit Objective(Net net, Loss loss = Loss{}, Initializer init = GlorotUniform{})
       : net_(std::move(net)), loss_(std::move(loss)), init_(init) {
     loss_.check_outputs("nn::Objective", net_.output_size());
+    detail::check_initializer("nn::Objective", init_);
   }
 
   /// Length of θ.

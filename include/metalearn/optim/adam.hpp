@@ -29,8 +29,7 @@ class Adam {
 
   /// State for `parameters` entries.
   explicit Adam(Index parameters, Options options = {})
-      : options_(options), m_(Vector<Scalar>::Zero(parameters)), v_(Vector<Scalar>::Zero(parameters)) {
-    if (parameters <= 0) detail::fail("optim::Adam", "parameter count must be > 0, got ", parameters);
+      : options_(options), m_(Vector<Scalar>::Zero(checked_count(parameters))), v_(Vector<Scalar>::Zero(parameters)) {
     detail::check_positive("optim::Adam", "lr", options.lr);
     if (!(options.beta1 >= 0 && options.beta1 < 1)) detail::fail("optim::Adam", "beta1 must be in [0, 1), got ", options.beta1);
     if (!(options.beta2 >= 0 && options.beta2 < 1)) detail::fail("optim::Adam", "beta2 must be in [0, 1), got ", options.beta2);
@@ -65,11 +64,15 @@ class Adam {
   /// The hyper-parameters.
   const Options& options() const { return options_; }
 
-  /// Restores a saved state (checkpoints); throws on a size mismatch or a negative count.
+  /// Restores a saved state (checkpoints); throws on a size mismatch, a negative count, a
+  /// non-finite moment or a negative second moment, leaving the state unchanged.
   void restore(ConstVectorRef<Scalar> m, ConstVectorRef<Scalar> v, std::int64_t steps) {
     detail::check_size("optim::Adam::restore", "first moment", m.size(), m_.size());
     detail::check_size("optim::Adam::restore", "second moment", v.size(), v_.size());
     if (steps < 0) detail::fail("optim::Adam::restore", "step count must be >= 0, got ", steps);
+    detail::check_finite("optim::Adam::restore", "first moment", m);
+    detail::check_finite("optim::Adam::restore", "second moment", v);
+    if ((v.array() < Scalar(0)).any()) detail::fail("optim::Adam::restore", "second moment must be >= 0");
     m_ = m;
     v_ = v;
     t_ = steps;
@@ -83,6 +86,12 @@ class Adam {
   }
 
  private:
+  // Checked before the moments are sized (a negative size would be undefined behaviour).
+  static Index checked_count(Index parameters) {
+    if (parameters <= 0) detail::fail("optim::Adam", "parameter count must be > 0, got ", parameters);
+    return parameters;
+  }
+
   Options options_;
   Vector<Scalar> m_;
   Vector<Scalar> v_;

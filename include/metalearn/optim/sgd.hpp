@@ -25,8 +25,8 @@ class Sgd {
   };
 
   /// State for `parameters` entries.
-  explicit Sgd(Index parameters, Options options = {}) : options_(options), b_(Vector<Scalar>::Zero(parameters)) {
-    if (parameters <= 0) detail::fail("optim::Sgd", "parameter count must be > 0, got ", parameters);
+  explicit Sgd(Index parameters, Options options = {})
+      : options_(options), b_(Vector<Scalar>::Zero(checked_count(parameters))) {
     detail::check_positive("optim::Sgd", "lr", options.lr);
     if (!(options.momentum >= 0 && options.momentum < 1))
       detail::fail("optim::Sgd", "momentum must be in [0, 1), got ", options.momentum);
@@ -58,15 +58,23 @@ class Sgd {
   /// The hyper-parameters.
   const Options& options() const { return options_; }
 
-  /// Restores a saved state (checkpoints).
+  /// Restores a saved state (checkpoints); throws on a size mismatch, a negative count or a
+  /// non-finite velocity, leaving the state unchanged.
   void restore(ConstVectorRef<Scalar> velocity, std::int64_t steps) {
     detail::check_size("optim::Sgd::restore", "velocity", velocity.size(), b_.size());
     if (steps < 0) detail::fail("optim::Sgd::restore", "step count must be >= 0, got ", steps);
+    detail::check_finite("optim::Sgd::restore", "velocity", velocity);
     b_ = velocity;
     t_ = steps;
   }
 
  private:
+  // Checked before the velocity is sized (a negative size would be undefined behaviour).
+  static Index checked_count(Index parameters) {
+    if (parameters <= 0) detail::fail("optim::Sgd", "parameter count must be > 0, got ", parameters);
+    return parameters;
+  }
+
   Options options_;
   Vector<Scalar> b_;
   std::int64_t t_ = 0;

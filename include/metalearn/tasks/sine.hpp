@@ -67,9 +67,10 @@ class SineTasks {
     return s;
   }
 
-  /// Fills `batch` with `count` examples of `s` at x ~ U[x_min, x_max] (resizes only when the
-  /// size changes).
+  /// Fills `batch` with `count` (> 0) examples of `s` at x ~ U[x_min, x_max] (resizes only
+  /// when the size changes).
   void sample_points(const Sinusoid& s, Index count, Batch& batch) {
+    if (count <= 0) detail::fail("tasks::SineTasks::sample_points", "count must be > 0, got ", count);
     batch.inputs.resize(1, count);
     batch.targets.resize(1, count);
     for (Index j = 0; j < count; ++j) {
@@ -87,8 +88,9 @@ class SineTasks {
     return s;
   }
 
-  /// `count` evenly spaced points of `s` on [x_min, x_max] (both ends included).
+  /// `count` (> 0) evenly spaced points of `s` on [x_min, x_max] (both ends included).
   Batch grid(const Sinusoid& s, Index count) const {
+    if (count <= 0) detail::fail("tasks::SineTasks::grid", "count must be > 0, got ", count);
     Batch b;
     b.inputs.resize(1, count);
     b.targets.resize(1, count);
