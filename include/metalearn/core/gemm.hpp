@@ -38,6 +38,13 @@ class GemmScratch {
   S* rhs(Index size) { return grow(rhs_, size); }
   /// A buffer of at least `size` scalars for a transposed copy of a left operand.
   S* transposed(Index size) { return grow(transposed_, size); }
+  /// Grows the buffers to at least these sizes now, so that later requests within them never
+  /// allocate.
+  void reserve(Index lhs_size, Index rhs_size, Index transposed_size) {
+    grow(lhs_, lhs_size);
+    grow(rhs_, rhs_size);
+    grow(transposed_, transposed_size);
+  }
   /// Bytes held.
   std::size_t bytes() const {
     return sizeof(S) * static_cast<std::size_t>(lhs_.size() + rhs_.size() + transposed_.size());

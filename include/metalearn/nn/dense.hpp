@@ -97,11 +97,19 @@ struct LayerBuffers {
   Matrix<S> d;  ///< [Rδ | δ]
   Matrix<S> wt;  ///< Wᵀ of the last backward pass, when it made one (reused by the cached R-pass)
   bool wt_valid = false;
-  void resize(Index rows, Index capacity) {
+  /// Sizes the buffers of a layer with `inputs` inputs and `rows` outputs for batches of up to
+  /// `capacity` columns; `wt` only when the small-product kernel can take Wᵀ (some batch sizes).
+  void resize(Index inputs, Index rows, Index capacity) {
     z.resize(rows, 2 * capacity);
     a.resize(rows, 2 * capacity);
     g.resize(rows, 2 * capacity);
     d.resize(rows, 2 * capacity);
+    wt.resize(wt_rows(inputs, rows), rows);
+    wt_valid = false;
+  }
+  /// Rows of `wt` for such a layer: its inputs, or 0 when no batch size sends Wᵀ to the kernel.
+  static Index wt_rows(Index inputs, Index rows) {
+    return metalearn::detail::use_small_gemm<S>(inputs, 1, rows) ? inputs : 0;
   }
 };
 
@@ -267,7 +275,7 @@ struct DenseOps {
                                        metalearn::detail::GemmScratch<S>& scratch) {
     buf.wt_valid = metalearn::detail::use_small_gemm<S>(layer.input_size(), dst.cols(), layer.output_size());
     if (buf.wt_valid) {
-      buf.wt.resize(layer.input_size(), layer.output_size());  // allocates on first use only
+      eigen_assert(buf.wt.rows() == layer.input_size() && buf.wt.cols() == layer.output_size());  // sized by prepare
       metalearn::detail::transpose(w, layer.output_size(), layer.input_size(), layer.output_size(), buf.wt.data(),
                                    layer.input_size());
       metalearn::detail::gemm(dst, Eigen::Map<const WTMat>(buf.wt.data(), layer.input_size(), layer.output_size()),

@@ -66,7 +66,7 @@ class MlpWorkspace {
   /// Bytes held by the buffers.
   std::size_t bytes() const {
     std::size_t total = 0;
-    for (const auto& l : layers_) total += sizeof(Scalar) * static_cast<std::size_t>(4 * l.z.size());
+    for (const auto& l : layers_) total += sizeof(Scalar) * static_cast<std::size_t>(4 * l.z.size() + l.wt.size());
     return total + gemm_.bytes() + sizeof(Scalar) * static_cast<std::size_t>(staging_.size());
   }
 
@@ -101,11 +101,33 @@ struct MlpEngine {
   static void prepare(const Net& net, MlpWorkspace<S>& ws, Index n) {
     const Index layers = net.layer_count();
     bool fits = static_cast<Index>(ws.layers_.size()) == layers && n <= ws.capacity_;
-    for (Index l = 0; fits && l < layers; ++l) fits = ws.layers_[l].z.rows() == net.layer_output_size(l);
+    for (Index l = 0; fits && l < layers; ++l) {
+      const auto& buf = ws.layers_[l];
+      const Index out = net.layer_output_size(l);
+      fits = buf.z.rows() == out && buf.wt.rows() == buf.wt_rows(net.layer_input_size(l), out);
+    }
     if (fits) return;
     const Index capacity = std::max(n, static_cast<Index>(ws.layers_.size()) == layers ? ws.capacity_ : Index(0));
     ws.layers_.resize(static_cast<std::size_t>(layers));
-    for (Index l = 0; l < layers; ++l) ws.layers_[l].resize(net.layer_output_size(l), capacity);
+    // The products' scratch, reserved for every batch size up to the capacity: a smaller batch
+    // may take another path than the largest one did, and Eigen's blocking sizes are not
+    // monotone in the batch, so each product (m × k times k × n, up to 2c columns) reserves
+    // bounds: m·k and k·n when the blocked path can take it (it packs blocks of at most that),
+    // m·k for a column-major copy of a row-major left operand (Vᵀ) when the small kernel can.
+    Index lhs = 0, rhs = 0, transposed = 0;
+    const auto product = [&](Index m, Index n_max, Index k, bool transposed_lhs) {
+      using metalearn::detail::use_small_gemm;
+      if (!use_small_gemm<S>(m, n_max, k)) lhs = std::max(lhs, m * k), rhs = std::max(rhs, k * n_max);
+      if (transposed_lhs && use_small_gemm<S>(m, 1, k)) transposed = std::max(transposed, m * k);
+    };
+    for (Index l = 0; l < layers; ++l) {
+      const Index in = net.layer_input_size(l), out = net.layer_output_size(l), c2 = 2 * capacity;
+      ws.layers_[l].resize(in, out, capacity);
+      product(out, c2, in, false);  // Z = W X, [Z | RZ] = W [A | RA], RZ += V A
+      product(out, in, c2, false);  // ∇W = δ Xᵀ, (Hv)_W = [Rδ | δ] [A | RA]ᵀ
+      product(in, c2, out, true);   // G = Wᵀ δ, RG += Vᵀ δ
+    }
+    ws.gemm_.reserve(lhs, rhs, transposed);
     ws.capacity_ = capacity;
   }
 
