@@ -87,6 +87,8 @@ usage: sine_regression [flags]
   --help             this text
 Evaluation: for K in {5, 10, 20}, adapt on K points with the training alpha and report the
 MSE on 100 evenly spaced points in [-5, 5] after 0, 1, 5 and 10 steps (mean and 95% CI).
+Under each row: the median MSE, and how many test tasks ended worse than before adaptation
+(a higher or non-finite MSE) after 1, 5 and 10 steps.
 )";
 }
 
@@ -207,6 +209,8 @@ struct EvalRow {
   std::vector<int> steps{0, 1, 5, 10};
   std::vector<double> mse;
   std::vector<double> ci95;
+  std::vector<double> median;
+  std::vector<int> worse;  // test tasks whose MSE is above its value before adaptation, or not finite
 };
 
 /// One panel of the figure: a test task, its K points, and predictions on a grid.
@@ -384,6 +388,13 @@ struct Experiment {
         }
       }
       for (const auto& values : mse) {
+        int worse = 0;
+        for (std::size_t t = 0; t < values.size(); ++t) worse += !(values[t] <= mse[0][t]);
+        row.worse.push_back(worse);
+        std::vector<double> sorted = values;
+        std::sort(sorted.begin(), sorted.end(), [](double a, double b) { return a < b || (a == a && b != b); });  // NaN last
+        const std::size_t mid = sorted.size() / 2;
+        row.median.push_back(sorted.size() % 2 ? sorted[mid] : 0.5 * (sorted[mid - 1] + sorted[mid]));
         double mean = 0, var = 0;
         for (double v : values) mean += v;
         mean /= static_cast<double>(values.size());
@@ -454,6 +465,11 @@ inline std::string table(const Report& r) {
       for (std::size_t s = 0; s < row.mse.size(); ++s)
         out << "   " << std::setw(6) << row.mse[s] << " +- " << std::setw(5) << row.ci95[s];
       out << "\n";
+      out << "  median          ";
+      for (std::size_t s = 0; s < row.median.size(); ++s) out << "   " << std::setw(6) << row.median[s] << "         ";
+      out << "worse than k = 0: ";
+      for (std::size_t s = 1; s < row.worse.size(); ++s) out << (s > 1 ? " / " : "") << row.worse[s];
+      out << " tasks\n";
       if (shots == 5)
         for (const auto& p : kPaper)
           if (row.method == p.method)
@@ -527,7 +543,9 @@ inline std::string to_json(const Report& r) {
     const EvalRow& e = r.eval[i];
     out << (i ? ",\n    " : "\n    ") << "{\"method\": " << string(e.method) << ", \"shots\": " << e.shots
         << ", \"steps\": " << detail::list(e.steps, [](int s) { return std::to_string(s); })
-        << ", \"mse\": " << detail::list(e.mse, number) << ", \"ci95\": " << detail::list(e.ci95, number) << "}";
+        << ", \"mse\": " << detail::list(e.mse, number) << ", \"ci95\": " << detail::list(e.ci95, number)
+        << ", \"median\": " << detail::list(e.median, number)
+        << ", \"worse\": " << detail::list(e.worse, [](int d) { return std::to_string(d); }) << "}";
   }
   out << "\n  ]\n}\n";
   return out.str();

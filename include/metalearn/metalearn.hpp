@@ -37,3 +37,4 @@
 #include <metalearn/check/derivatives.hpp>
 #include <metalearn/check/meta_gradient.hpp>
 #include <metalearn/check/result.hpp>
+#include <metalearn/io/checkpoint.hpp>

@@ -25,10 +25,16 @@ TEST_CASE("sine example: a short run reports every row, and MAML beats the pretr
     CHECK(row.steps == std::vector<int>{0, 1, 5, 10});
     REQUIRE(row.mse.size() == 4);
     REQUIRE(row.ci95.size() == 4);
+    REQUIRE(row.median.size() == 4);
+    REQUIRE(row.worse.size() == 4);
+    CHECK(row.worse[0] == 0);  // no task is worse than itself
     for (std::size_t s = 0; s < 4; ++s) {
       CHECK(std::isfinite(row.mse[s]));
       CHECK(row.ci95[s] >= 0);
+      CHECK(row.median[s] > 0);
+      CHECK(row.worse[s] <= 60);
     }
+    CHECK(row.median[3] < row.median[0]);
   }
   auto find = [&](const std::string& method, int shots) -> const sine::EvalRow& {
     for (const auto& row : r.eval)
@@ -64,6 +70,8 @@ TEST_CASE("sine example: a short run reports every row, and MAML beats the pretr
     CHECK(e["steps"].a.size() == 4);
     CHECK(e["mse"].a.size() == 4);
     CHECK(e["ci95"].a.size() == 4);
+    CHECK(e["median"].a.size() == 4);
+    CHECK(e["worse"].a.size() == 4);
   }
 
   // the figure: four panels of four curves, the support points, a legend
