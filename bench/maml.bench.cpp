@@ -1,6 +1,7 @@
 // MAML meta-steps and their floors (bench/README.md):
 //   maml/step/order:<1|2>/steps:<K>/width:<w>/batch:<B>/threads:<T>
-//       one meta-step: B sine tasks drawn, maml.meta_loss_and_gradient(θ, tasks, g), adam.step(θ, g)
+//       one meta-step: B sine tasks drawn and maml.meta_loss_and_gradient(θ, tasks, g, draw)
+//       (drawing overlapped with the work on 2 threads, as MetaTrainer does), adam.step(θ, g)
 //   maml/floor/order:<1|2>/steps:<K>/width:<w>/batch:<B>
 //       the bare Eigen products of that meta-step (one thread)
 //   maml/sample/batch:<B>, maml/adam/width:<w>
@@ -98,8 +99,9 @@ struct MetaStep {
     return o;
   }
   void operator()() {
-    for (auto& t : tasks) sampler.sample(t);  // a new meta-batch every step, as MetaTrainer does
-    sink += maml.meta_loss_and_gradient(theta, tasks, grad);
+    // a new meta-batch every step, drawn while the workers start on it, as MetaTrainer does
+    sink += maml.meta_loss_and_gradient(theta, tasks, grad,
+                                        [this](Index t) { sampler.sample(tasks[static_cast<std::size_t>(t)]); });
     adam.step(theta, grad);
     benchmark::DoNotOptimize(sink);
   }

@@ -14,6 +14,7 @@
 #include <test_support.hpp>
 
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 namespace nn = metalearn::nn;
@@ -251,4 +252,78 @@ TEST_CASE("trainer: a task rejected on a worker thread propagates, the gradient 
   tasks[4].query.targets(0, 1) = 0;
   maml.meta_loss_and_gradient(theta, tasks, grad);
   CHECK(grad.allFinite());
+}
+
+TEST_CASE("Maml: drawing the tasks while the workers run gives the plain meta-gradient bit for bit", "[maml][threads]") {
+  using Obj = decltype(nn::Objective(nn::Mlp<double>({1, 16, 16, 1}, nn::Relu{}), nn::MeanSquaredError{}));
+  const Obj obj(nn::Mlp<double>({1, 16, 16, 1}, nn::Relu{}), nn::MeanSquaredError{});
+  Rng rng(5);
+  Vector<double> theta(obj.parameter_count());
+  obj.initialize(theta, rng);
+  MamlOptions o;
+  o.order = Order::second;
+  o.inner_steps = 2;
+  Maml plain(obj, o);
+  std::vector<metalearn::Task<Obj::Batch>> reference(11);
+  metalearn::tasks::SineTasks<double> reference_sampler(3);
+  for (auto& t : reference) reference_sampler.sample(t);
+  Vector<double> expected(theta.size());
+  const double expected_loss = plain.meta_loss_and_gradient(theta, reference, expected);
+  for (int threads : {1, 2, 3}) {
+    INFO(threads << " threads");
+    o.threads = threads;
+    Maml maml(obj, o);
+    metalearn::tasks::SineTasks<double> sampler(3);
+    std::vector<metalearn::Task<Obj::Batch>> tasks(11);
+    std::vector<Index> order;
+    order.reserve(tasks.size());
+    for (int repeat = 0; repeat < 3; ++repeat) {  // the same tasks each time: reset the sampler
+      sampler = metalearn::tasks::SineTasks<double>(3);
+      order.clear();
+      Vector<double> grad(theta.size());
+      const double loss = maml.meta_loss_and_gradient(theta, tasks, grad, [&](Index t) {
+        order.push_back(t);  // on the calling thread only: no synchronisation needed
+        sampler.sample(tasks[static_cast<std::size_t>(t)]);
+      });
+      CHECK(loss == expected_loss);
+      CHECK(grad == expected);
+      REQUIRE(order.size() == tasks.size());
+      for (std::size_t t = 0; t < order.size(); ++t) CHECK(order[t] == static_cast<Index>(t));
+    }
+  }
+}
+
+TEST_CASE("Maml: a task drawn empty, or a fill that throws, stops the meta-step with the gradient unchanged",
+          "[maml][threads][bad-input]") {
+  using Obj = decltype(nn::Objective(nn::Mlp<double>({1, 8, 1}, nn::Tanh{}), nn::MeanSquaredError{}));
+  const Obj obj(nn::Mlp<double>({1, 8, 1}, nn::Tanh{}), nn::MeanSquaredError{});
+  Rng rng(6);
+  Vector<double> theta(obj.parameter_count());
+  obj.initialize(theta, rng);
+  for (int threads : {1, 2, 3}) {
+    INFO(threads << " threads");
+    MamlOptions o;
+    o.threads = threads;
+    Maml maml(obj, o);
+    metalearn::tasks::SineTasks<double> sampler(4);
+    std::vector<metalearn::Task<Obj::Batch>> tasks(9);
+    Vector<double> grad = Vector<double>::Constant(theta.size(), 3.0);
+    auto fill_with_empty_task = [&](Index t) {
+      auto& task = tasks[static_cast<std::size_t>(t)];
+      sampler.sample(task);
+      if (t == 6) task.query = {};
+    };
+    CHECK_THROWS_WITH(maml.meta_loss_and_gradient(theta, tasks, grad, fill_with_empty_task),
+                      mlt::contains("task 6: the query set is empty"));
+    CHECK(grad == Vector<double>::Constant(theta.size(), 3.0));
+    auto failing_fill = [&](Index t) {
+      if (t == 5) throw std::runtime_error("sampler failed at task 5");
+      sampler.sample(tasks[static_cast<std::size_t>(t)]);
+    };
+    CHECK_THROWS_WITH(maml.meta_loss_and_gradient(theta, tasks, grad, failing_fill), mlt::contains("task 5"));
+    CHECK(grad == Vector<double>::Constant(theta.size(), 3.0));
+    // the pool is usable afterwards
+    maml.meta_loss_and_gradient(theta, tasks, grad, [&](Index t) { sampler.sample(tasks[static_cast<std::size_t>(t)]); });
+    CHECK(grad.allFinite());
+  }
 }

@@ -155,21 +155,43 @@ class Maml {
     } else {
       if (task_grads_.rows() != p || task_grads_.cols() < count) task_grads_.resize(p, count);
       if (task_losses_.size() < count) task_losses_.resize(count);
-      auto item = [&](Index t, int worker) {
-        Worker& wk = workers_[static_cast<std::size_t>(worker)];
-        task_losses_[t] = task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
-        task_grads_.col(t) = wk.u;
-      };
+      auto item = [&](Index t, int worker) { threaded_task(theta, tasks, t, worker); };
       pool_->run(count, item);
-      sum_.setZero();
-      for (Index t = 0; t < count; ++t) {  // fixed order: bit-identical for any thread count
-        loss += task_losses_[t];
-        sum_ += task_grads_.col(t);
-      }
+      return average(count, grad);
     }
     const Scalar inv = Scalar(1) / static_cast<Scalar>(count);
     grad = sum_ * inv;
     return loss * inv;
+  }
+
+  /// The same, with the tasks drawn as they are needed: `fill(t)` writes task t into
+  /// `tasks[t]`. The calls happen on the calling thread in task order, before any other use of
+  /// the task; with threads > 1 the other workers start on the tasks already drawn, so drawing
+  /// overlaps the work. The result is that of filling every task and then calling the
+  /// overload above, for any thread count. If `fill` throws, or a drawn task is empty, the
+  /// exception comes out after the running tasks finish, and `grad` is unchanged.
+  template <class Tasks, class Fill>
+  Scalar meta_loss_and_gradient(ConstVectorRef<Scalar> theta, Tasks& tasks, VectorRef<Scalar> grad, Fill&& fill) {
+    constexpr const char* where = "Maml::meta_loss_and_gradient";
+    const auto count = static_cast<Index>(tasks.size());
+    if (!pool_ || count <= 1) {
+      for (Index t = 0; t < count; ++t) fill(t);
+      return meta_loss_and_gradient(theta, static_cast<const Tasks&>(tasks), grad);
+    }
+    const Index p = parameter_count();
+    detail::check_size(where, "theta", theta.size(), p);
+    detail::check_size(where, "grad", grad.size(), p);
+    if (grad.data() == theta.data()) detail::fail(where, "grad must not be the same vector as theta");
+    for (auto& wk : workers_) prepare(wk);
+    if (task_grads_.rows() != p || task_grads_.cols() < count) task_grads_.resize(p, count);
+    if (task_losses_.size() < count) task_losses_.resize(count);
+    auto produce = [&](Index t) {
+      fill(t);
+      check_task(where, tasks[static_cast<std::size_t>(t)], t);
+    };
+    auto item = [&](Index t, int worker) { threaded_task(theta, tasks, t, worker); };
+    pool_->run_fed(count, produce, item);
+    return average(count, grad);
   }
 
   /// Mean meta-loss over `tasks` without the gradient (for validation).
@@ -201,7 +223,7 @@ class Maml {
   // step keeps that step's pass for the reverse sweep.
   static constexpr bool kCached = model_traits<Model>::has_cached_hessian_vector_product;
 
-  struct Worker {
+  struct alignas(128) Worker {  // own cache lines: workers write their workspaces concurrently
     typename Model::Workspace ws{};
     std::vector<typename Model::Workspace> step_ws;  // support passes at θ₀…θ_{K−1} (cached HVPs)
     Matrix<Scalar> thetas;  // θ₀…θ_K (second order), or two alternating columns
@@ -267,12 +289,35 @@ class Maml {
     detail::check_size(where, "theta", theta.size(), parameter_count());
     const auto count = static_cast<Index>(tasks.size());
     if (count == 0) detail::fail(where, "the meta-batch has no tasks");
-    for (Index t = 0; t < count; ++t) {
-      const Task& task = tasks[static_cast<std::size_t>(t)];
-      if (task.support.size() == 0) detail::fail(where, "task ", t, ": the support set is empty");
-      if (task.query.size() == 0) detail::fail(where, "task ", t, ": the query set is empty");
-    }
+    for (Index t = 0; t < count; ++t) check_task(where, tasks[static_cast<std::size_t>(t)], t);
     return count;
+  }
+
+  static void check_task(const char* where, const Task& task, Index t) {
+    if (task.support.size() == 0) detail::fail(where, "task ", t, ": the support set is empty");
+    if (task.query.size() == 0) detail::fail(where, "task ", t, ": the query set is empty");
+  }
+
+  // Task t on a worker of the pool: its loss and meta-gradient into its own slots.
+  template <class Tasks>
+  void threaded_task(ConstVectorRef<Scalar> theta, const Tasks& tasks, Index t, int worker) {
+    Worker& wk = workers_[static_cast<std::size_t>(worker)];
+    task_losses_[t] = task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
+    task_grads_.col(t) = wk.u;
+  }
+
+  // The per-task results of the threaded paths, added in task order (bit-identical for any
+  // thread count), divided by the number of tasks into `grad`; returns the mean loss.
+  Scalar average(Index count, VectorRef<Scalar> grad) {
+    Scalar loss = 0;
+    sum_.setZero();
+    for (Index t = 0; t < count; ++t) {
+      loss += task_losses_[t];
+      sum_ += task_grads_.col(t);
+    }
+    const Scalar inv = Scalar(1) / static_cast<Scalar>(count);
+    grad = sum_ * inv;
+    return loss * inv;
   }
 
   void hessian_vector_product(Worker& wk, int k, ConstVectorRef<Scalar> theta, const Batch& batch,

@@ -27,6 +27,20 @@ template <class T, class = void>
 inline constexpr bool has_parameter_count_v = false;
 template <class T>
 inline constexpr bool has_parameter_count_v<T, std::void_t<decltype(std::declval<const T&>().parameter_count())>> = true;
+
+// Whether the algorithm can draw the tasks itself while it works on them:
+// meta_loss_and_gradient(θ, tasks, grad, fill) with fill(t) filling tasks[t].
+struct FillProbe {
+  void operator()(Index) const {}
+};
+template <class A, class Tasks, class = void>
+inline constexpr bool has_fed_meta_gradient_v = false;
+template <class A, class Tasks>
+inline constexpr bool has_fed_meta_gradient_v<
+    A, Tasks,
+    std::void_t<decltype(std::declval<A&>().meta_loss_and_gradient(
+        std::declval<ConstVectorRef<typename A::Scalar>>(), std::declval<Tasks&>(),
+        std::declval<VectorRef<typename A::Scalar>>(), std::declval<FillProbe&>()))>> = true;
 }  // namespace detail
 
 /// Options of `MetaTrainer`.
@@ -48,7 +62,10 @@ struct Progress {
 /// Meta-trains θ: each iteration draws `meta_batch` tasks from the sampler, asks the
 /// algorithm for the meta-gradient and lets the optimizer update θ.
 ///   Algorithm: `Scalar`, `Task`, `parameter_count()`, `meta_loss_and_gradient(θ, tasks, grad)`
-///              (e.g. `Maml<Model>`)
+///              (e.g. `Maml<Model>`); when it also has `meta_loss_and_gradient(θ, tasks,
+///              grad, fill)`, the trainer hands it the drawing of the tasks (`fill(t)` draws
+///              task t, in order, on the calling thread), so that drawing overlaps the work
+///              of the other threads; the tasks and the result are the same.
 ///   Optimizer: `step(θ, grad)` (e.g. `optim::Adam<Scalar>`)
 ///   Sampler:   `sample(Task&)` filling one task (e.g. `tasks::SineTasks<Scalar>`)
 /// The trainer holds references to all three: they must outlive it. Storage for the
@@ -84,8 +101,15 @@ class MetaTrainer {
     if (iterations < 0) detail::fail("MetaTrainer::run", "iterations must be >= 0, got ", iterations);
     const auto start = std::chrono::steady_clock::now();
     for (Index i = 0; i < iterations; ++i) {
-      for (auto& task : tasks_) sampler_.sample(task);
-      const Scalar loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_);
+      Scalar loss;
+      if constexpr (detail::has_fed_meta_gradient_v<Algorithm, std::vector<Task>>) {
+        // the tasks are drawn in order on this thread while workers start on those drawn
+        auto fill = [this](Index t) { sampler_.sample(tasks_[static_cast<std::size_t>(t)]); };
+        loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_, fill);
+      } else {
+        for (auto& task : tasks_) sampler_.sample(task);
+        loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_);
+      }
       Progress progress;
       if (!std::isfinite(static_cast<double>(loss)) || !detail::all_finite(grad_)) {
         if (options_.on_non_finite == NonFinitePolicy::throw_error)

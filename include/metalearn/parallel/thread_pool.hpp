@@ -9,6 +9,9 @@
 /// so every worker is used as soon as there are size() items and each item always runs on
 /// the same worker; callers that need results independent of the thread count write each
 /// item's result to its own slot and combine the slots in a fixed order afterwards.
+/// `run_fed` overlaps a serial producer (e.g. drawing the tasks of a meta-batch from one
+/// random stream) with the work: the caller produces the items in order while the other
+/// workers take each one as soon as it is ready, first come first served.
 ///
 /// A meta-step lasts a fraction of a millisecond, so waking a sleeping thread (tens of
 /// microseconds) would eat much of the gain. Workers therefore spin on an atomic generation
@@ -59,7 +62,7 @@ class ThreadPool {
 
   /// Calls f(item, worker) for every item in [0, count), spread over the workers; returns
   /// when all are done. If calls throw, the first exception is rethrown after all finish.
-  /// Not reentrant: one `run` at a time per pool.
+  /// Not reentrant: one `run` (or `run_fed`) at a time per pool.
   template <class F>
   void run(Index count, F& f) {
     if (count <= 0) return;
@@ -67,22 +70,36 @@ class ThreadPool {
       for (Index i = 0; i < count; ++i) f(i, 0);
       return;
     }
-    job_ = &trampoline<F>;
-    context_ = &f;
-    count_ = count;
-    error_ = nullptr;
-    busy_.store(size_ - 1, std::memory_order_relaxed);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);  // sleepers check the generation under the lock
-      generation_.fetch_add(1, std::memory_order_release);  // publishes the job
-    }
-    start_.notify_all();
+    start(count, f, false);
     work(0);
-    if (!spin_until([this] { return busy_.load(std::memory_order_acquire) == 0; })) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      done_.wait(lock, [this] { return busy_.load(std::memory_order_acquire) == 0; });
+    finish();
+  }
+
+  /// Like `run`, but the items are first produced on the calling thread: produce(i) for i = 0,
+  /// 1, …, count − 1 in order, while the other workers already take the items produced so far.
+  /// Items go to whichever worker is free (not round-robin), so callers must not depend on
+  /// which worker runs an item. If produce(i) throws, items from i on are not run, and the
+  /// exception is rethrown after the running ones finish.
+  template <class P, class F>
+  void run_fed(Index count, P& produce, F& f) {
+    if (count <= 0) return;
+    if (size_ == 1 || count == 1) {
+      for (Index i = 0; i < count; ++i) produce(i);
+      for (Index i = 0; i < count; ++i) f(i, 0);
+      return;
     }
-    if (error_) std::rethrow_exception(error_);
+    start(count, f, true);
+    try {
+      for (Index i = 0; i < count; ++i) {
+        produce(i);
+        ready_.store(i + 1, std::memory_order_release);  // publishes item i
+      }
+    } catch (...) {
+      record(std::current_exception());
+      aborted_.store(true, std::memory_order_release);
+    }
+    work(0);
+    finish();
   }
 
  private:
@@ -103,14 +120,58 @@ class ThreadPool {
     }
   }
 
+  template <class F>
+  void start(Index count, F& f, bool fed) {
+    job_ = &trampoline<F>;
+    context_ = &f;
+    count_ = count;
+    fed_ = fed;
+    error_ = nullptr;
+    next_.store(0, std::memory_order_relaxed);
+    ready_.store(0, std::memory_order_relaxed);
+    aborted_.store(false, std::memory_order_relaxed);
+    busy_.store(size_ - 1, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);  // sleepers check the generation under the lock
+      generation_.fetch_add(1, std::memory_order_release);  // publishes the job
+    }
+    start_.notify_all();
+  }
+
+  void finish() {
+    if (!spin_until([this] { return busy_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [this] { return busy_.load(std::memory_order_acquire) == 0; });
+    }
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  void record(std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error_) error_ = std::move(e);
+  }
+
+  void call(Index i, int worker) {
+    try {
+      job_(context_, i, worker);
+    } catch (...) {
+      record(std::current_exception());
+    }
+  }
+
   void work(int worker) {
-    for (Index i = worker; i < count_; i += size_) {
-      try {
-        job_(context_, i, worker);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!error_) error_ = std::current_exception();
+    if (!fed_) {
+      for (Index i = worker; i < count_; i += size_) call(i, worker);
+      return;
+    }
+    for (;;) {  // take the next item; wait until it is produced
+      const Index i = next_.fetch_add(1, std::memory_order_relaxed);
+      if (i >= count_) return;
+      for (int spin = 0; ready_.load(std::memory_order_acquire) <= i; ++spin) {
+        if (aborted_.load(std::memory_order_acquire)) return;
+        if ((spin & 63) == 63) std::this_thread::yield();
       }
+      call(i, worker);
     }
   }
 
@@ -146,6 +207,10 @@ class ThreadPool {
   void (*job_)(void*, Index, int) = nullptr;
   void* context_ = nullptr;
   Index count_ = 0;
+  bool fed_ = false;
+  std::atomic<Index> next_{0};   // run_fed: the next item to take
+  std::atomic<Index> ready_{0};  // run_fed: items produced so far
+  std::atomic<bool> aborted_{false};
   std::exception_ptr error_;
 };
 
