@@ -77,9 +77,11 @@ class ThreadPool {
 
   /// Like `run`, but the items are first produced on the calling thread: produce(i) for i = 0,
   /// 1, …, count − 1 in order, while the other workers already take the items produced so far.
-  /// Items go to whichever worker is free (not round-robin), so callers must not depend on
-  /// which worker runs an item. If produce(i) throws, items from i on are not run, and the
-  /// exception is rethrown after the running ones finish.
+  /// Worker w starts with item w (so every worker takes part in every call with count ≥
+  /// size(), and per-worker state is warmed up by the first call); the other items go to
+  /// whichever worker is free, so callers must not depend on which worker runs them. If
+  /// produce(i) throws, items from i on are not run, and the exception is rethrown after the
+  /// running ones finish.
   template <class P, class F>
   void run_fed(Index count, P& produce, F& f) {
     if (count <= 0) return;
@@ -127,7 +129,7 @@ class ThreadPool {
     count_ = count;
     fed_ = fed;
     error_ = nullptr;
-    next_.store(0, std::memory_order_relaxed);
+    next_.store(size_, std::memory_order_relaxed);  // items below size() are the workers' first
     ready_.store(0, std::memory_order_relaxed);
     aborted_.store(false, std::memory_order_relaxed);
     busy_.store(size_ - 1, std::memory_order_relaxed);
@@ -164,8 +166,7 @@ class ThreadPool {
       for (Index i = worker; i < count_; i += size_) call(i, worker);
       return;
     }
-    for (;;) {  // take the next item; wait until it is produced
-      const Index i = next_.fetch_add(1, std::memory_order_relaxed);
+    for (Index i = worker;; i = next_.fetch_add(1, std::memory_order_relaxed)) {  // item w, then any
       if (i >= count_) return;
       for (int spin = 0; ready_.load(std::memory_order_acquire) <= i; ++spin) {
         if (aborted_.load(std::memory_order_acquire)) return;
