@@ -172,9 +172,11 @@ class FloorNet {
   // [RG | G]_prev = Wᵀ [Rδ | δ], RG_prev += Vᵀ δ
   template <std::size_t... I>
   void backward_r(Index n, FloorScratch<S>& s, std::index_sequence<I...>) {
-    (backward_r_layer<L - 1 - I>(n, s), ...);
+    (backward_r_layer<L - 1 - I, false>(n, s), ...);
   }
-  template <std::size_t I>
+  // Cached: beside a gradient pass, only RG_prev = Wᵀ Rδ (n columns) is new; otherwise
+  // [RG | G]_prev = Wᵀ [Rδ | δ] (2n columns).
+  template <std::size_t I, bool Cached>
   void backward_r_layer(Index n, FloorScratch<S>& s) {
     auto& l = std::get<I>(layers_);
     if constexpr (I == 0) {
@@ -182,7 +184,8 @@ class FloorNet {
     } else {
       floor_product(l.GW(), l.cols(l.d, 0, 2 * n), input<I>(0, 2 * n).transpose(), false, s);
       Matrix<S>& g_prev = std::get<I - 1>(layers_).g;
-      floor_product(l.in_cols(g_prev, 0, 2 * n), l.W().transpose(), l.cols(l.d, 0, 2 * n), false, s);
+      const Index cols = Cached ? n : 2 * n;
+      floor_product(l.in_cols(g_prev, 0, cols), l.W().transpose(), l.cols(l.d, 0, cols), false, s);
       floor_product(l.in_cols(g_prev, 0, n), l.V().transpose(), l.cols(l.d, n, n), true, s);
     }
   }
@@ -202,19 +205,7 @@ class FloorNet {
   // R-backward beside a gradient pass: (Hv)_W as in backward_r, RG_prev = Wᵀ Rδ + Vᵀ δ
   template <std::size_t... I>
   void backward_r_cached(Index n, FloorScratch<S>& s, std::index_sequence<I...>) {
-    (backward_r_cached_layer<L - 1 - I>(n, s), ...);
-  }
-  template <std::size_t I>
-  void backward_r_cached_layer(Index n, FloorScratch<S>& s) {
-    auto& l = std::get<I>(layers_);
-    if constexpr (I == 0) {
-      floor_product(l.GW(), l.cols(l.d, 0, n), input<I>(0, n).transpose(), false, s);
-    } else {
-      floor_product(l.GW(), l.cols(l.d, 0, 2 * n), input<I>(0, 2 * n).transpose(), false, s);
-      Matrix<S>& g_prev = std::get<I - 1>(layers_).g;
-      floor_product(l.in_cols(g_prev, 0, n), l.W().transpose(), l.cols(l.d, 0, n), false, s);
-      floor_product(l.in_cols(g_prev, 0, n), l.V().transpose(), l.cols(l.d, n, n), true, s);
-    }
+    (backward_r_layer<L - 1 - I, true>(n, s), ...);
   }
 
   std::tuple<detail::FloorLayer<S, Shapes::in, Shapes::out>...> layers_;

@@ -8,6 +8,9 @@
 #include <catch.hpp>
 #include <test_support.hpp>
 
+#include <new>
+#include <vector>
+
 namespace nn = metalearn::nn;
 using metalearn::Index;
 using metalearn::Matrix;
@@ -80,4 +83,51 @@ TEST_CASE("allocation: none for every activation and loss", "[nn][allocation]") 
     expect_no_allocation(nn::Objective(nn::Mlp<double>({3, 24, 4}, act), nn::BinaryCrossEntropyWithLogits{}),
                          [](Index n, Rng& rng) { return mlt::binary_batch<double>(3, 4, n, rng); }, 30);
   }
+}
+
+// The counter the tests above rely on: every form of operator new is counted, so a test that
+// reports zero allocations could have reported one. (No Catch macro inside the region: Catch
+// allocates while it records an assertion. The pointers escape through a volatile, so the
+// compiler cannot elide a new/delete pair.)
+namespace {
+void* volatile escape = nullptr;
+}  // namespace
+
+TEST_CASE("allocation counter: counts every form of operator new, and only inside the region", "[nn][allocation]") {
+  struct alignas(64) Wide {
+    char bytes[64];
+  };
+  const std::int64_t before = mlt::operator_new_calls().load();
+  std::int64_t counts[6] = {};
+  {
+    mlt::NoAllocationRegion region;
+    counts[0] = region.allocations();
+    int* i = new int(1);
+    escape = i;
+    delete i;
+    counts[1] = region.allocations();
+    double* d = new double[3];
+    escape = d;
+    delete[] d;
+    counts[2] = region.allocations();
+    Wide* w = new Wide;  // the aligned form
+    escape = w;
+    delete w;
+    counts[3] = region.allocations();
+    int* n = new (std::nothrow) int(2);
+    escape = n;
+    delete n;
+    counts[4] = region.allocations();
+    std::vector<int> v(5);  // through std::allocator
+    escape = v.data();
+    counts[5] = region.allocations();
+  }
+  for (int k = 0; k < 6; ++k) CHECK(counts[k] == k);
+  CHECK(mlt::operator_new_calls().load() - before >= 5);
+  std::int64_t fresh = 0;
+  {
+    mlt::NoAllocationRegion later;
+    fresh = later.allocations();
+  }
+  CHECK(fresh == 0);  // a new region starts from zero
 }
