@@ -32,12 +32,12 @@ namespace sine {
 using metalearn::Index;
 using metalearn::Vector;
 
-/// Every flag of the example, with the paper's setting as default.
+/// Every flag of the example, with the paper's setting as default (α as the paper's code, see README).
 struct Config {
   long iterations = 70000;        // meta-iterations (and baseline iterations)
   int order = 2;                  // 1: first-order MAML, 2: exact second order
   int inner_steps = 1;            // inner gradient steps during meta-training
-  double inner_lr = 0.01;         // α
+  double inner_lr = 0.001;        // α: the paper's code (its text says 0.01; see README)
   double meta_lr = 0.001;         // Adam's learning rate
   int meta_batch = 25;            // tasks per meta-iteration
   int shots = 10;                 // K support (and query) points per training task
@@ -66,7 +66,9 @@ usage: sine_regression [flags]
   --iterations N     meta-iterations, and baseline iterations  (default 70000)
   --order {1,2}      1: first-order MAML, 2: exact second order (default 2)
   --inner-steps N    inner gradient steps in meta-training       (default 1)
-  --inner-lr X       inner learning rate alpha                   (default 0.01)
+  --inner-lr X       inner learning rate alpha                   (default 0.001, as the
+                     paper's code; its text says 0.01, which lets a few test tasks
+                     diverge under repeated steps: README explains)
   --meta-lr X        Adam learning rate                          (default 0.001)
   --meta-batch N     tasks per meta-iteration                    (default 25)
   --shots K          support and query points per training task  (default 10)
