@@ -10,7 +10,9 @@
 // float. Width 40 is the paper's network with compile-time sizes; width 256 is a run-time
 // network (nn::Mlp<float>({1, 256, 256, 1}, Relu{})).
 // Counters: tasks/s, GFLOP/s, bytes (maml.bytes()), and x_floor (meta-step / its floor) on 1
-// thread or speedup (1-thread time / 2-thread time) on 2, measured in alternating rounds.
+// thread or speedup (1-thread time / 2-thread time) on 2, measured in alternating rounds; on 2
+// threads also ceiling: 1-thread time / the time of the meta-batch's two halves run at once as
+// two independent 1-thread meta-steps (what splitting the tasks over two threads can gain here).
 #include "floor.hpp"
 #include "support.hpp"
 
@@ -137,7 +139,7 @@ struct FloorStep {
 
 // After the timed loop, x_floor (on 1 thread) or the speedup over 1 thread (on 2 threads) is
 // measured by alternating the meta-step with its floor (with the same meta-step on 1 thread)
-// in short rounds.
+// in short rounds; on 2 threads the ceiling of that speedup too (mlb::concurrent_ratio).
 template <class Floor, class Obj>
 void bm_step(benchmark::State& state, const Obj& obj, const Config& c) {
   MetaStep<Obj> step(obj, c);
@@ -160,6 +162,15 @@ void bm_step(benchmark::State& state, const Obj& obj, const Config& c) {
     MetaStep<Obj> single(obj, one);
     single();
     state.counters["speedup"] = 1 / mlb::paired_ratio(step, single, true, budget);
+    // The ceiling: the two halves of the meta-batch as two meta-steps that share nothing
+    // (each its own Maml on one thread, θ, Adam and sampler), on two threads at once.
+    Config half_a = one, half_b = one;
+    half_a.batch = (c.batch + 1) / 2;
+    half_b.batch = c.batch / 2;
+    MetaStep<Obj> a(obj, half_a), b(obj, half_b);
+    a();
+    b();
+    state.counters["ceiling"] = mlb::concurrent_ratio(single, a, b, budget);
   }
 }
 

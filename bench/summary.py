@@ -105,8 +105,8 @@ def maml_tables(doc):
     agg = aggregates(doc)
     rows = [
         "| order | inner steps | width | meta-batch | 1 thread (ms) | cv | tasks/s | GFLOP/s | floor (ms) | × floor "
-        "| bytes held | 2 threads, wall (ms) | cv | speedup | bytes held (2 threads) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| bytes held | 2 threads, wall (ms) | cv | speedup | ceiling | bytes held (2 threads) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     parts = ["| benchmark | time (µs) | cv |", "|---|---:|---:|"]
 
@@ -130,11 +130,11 @@ def maml_tables(doc):
             t2 = two.get("median")
             floor = agg.get("maml/floor/" + m.group(1), {}).get("median")
             rows.append(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                     *m.groups()[1:], sig(unit_time(med, "ms")), cv(a), sig(med.get("tasks/s")),
                     sig(med.get("GFLOP/s")), sig(unit_time(floor, "ms")) if floor else "",
                     sig(med.get("x_floor")), kib(med), sig(unit_time(t2, "ms")) if t2 else "", cv(two) if t2 else "",
-                    sig(t2.get("speedup")) if t2 else "", kib(t2)))
+                    sig(t2.get("speedup")) if t2 else "", sig(t2.get("ceiling")) if t2 else "", kib(t2)))
         elif re.match(r"maml/(sample|adam)/", name):
             parts.append(f"| {name} | {sig(unit_time(med, 'us'))} | {cv(a)} |")
     return rows, parts
@@ -179,8 +179,8 @@ def main():
     if first:
         out += context_lines(first, args.command) + [""]
     out += ["Medians; time is CPU time of the benchmark thread, except wall-clock time for threads:2; "
-            "cv = coefficient of variation over the repetitions; × columns and speedup are measured "
-            "paired (bench/README.md), floor columns come from the floor benchmarks.", ""]
+            "cv = coefficient of variation over the repetitions; × columns, speedup and ceiling are "
+            "measured paired (bench/README.md), floor columns come from the floor benchmarks.", ""]
     if nn:
         out += ["## Network passes", ""] + nn_table(nn) + [""]
     if maml:

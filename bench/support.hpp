@@ -3,6 +3,8 @@
 //   - run_timed: the timed loop, failing the benchmark if anything allocates inside it;
 //   - paired_ratio: the ratio of two pieces of work timed in alternating short rounds, so
 //     that both meet the same load on a shared machine (x_floor, x_grad, speedup);
+//   - concurrent_ratio: the same for one workload against its two halves run on two threads at
+//     once (ceiling);
 //   - FloorScratch / floor_product: "floor" products, i.e. bare Eigen matrix products into
 //     preallocated storage, to compare a pass with the products it performs;
 //   - multiply-add counts of the network passes (the derivation is in nn/dense.hpp);
@@ -14,12 +16,14 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <ctime>
 #include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -98,6 +102,63 @@ double paired_ratio(Subject&& subject, Reference&& reference, bool wall_clock, d
     }
     ratios.push_back(b > 0 ? a / b : 0);
     spent += a * static_cast<double>(n_subject) + b * static_cast<double>(n_reference);
+  }
+  std::sort(ratios.begin(), ratios.end());
+  const std::size_t m = ratios.size() / 2;
+  return ratios.size() % 2 ? ratios[m] : 0.5 * (ratios[m - 1] + ratios[m]);
+}
+
+/// Wall-clock time of `reference` alone / time of `half_a` while `half_b` runs at the same time
+/// on a second thread, free-running (no synchronisation between the two: the second thread
+/// repeats `half_b` from before the timing starts until after it ends). Both halves are timed
+/// and the slower one counts. Measured in alternating rounds like paired_ratio (the second
+/// thread is started for each round and is idle during the reference's), until `budget`
+/// seconds are spent; the median of the rounds' ratios. With two halves of a workload that
+/// share no data, this is the most that splitting the workload over two threads can gain on
+/// this machine: the ceiling a threaded implementation is compared with.
+template <class Reference, class HalfA, class HalfB>
+double concurrent_ratio(Reference&& reference, HalfA&& half_a, HalfB&& half_b, double budget) {
+  using clock = std::chrono::steady_clock;
+  auto seconds = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  auto per_call = [&](auto& work, long calls) {
+    const auto start = clock::now();
+    for (long i = 0; i < calls; ++i) work();
+    return seconds(clock::now() - start) / static_cast<double>(calls);
+  };
+  auto concurrent = [&](long calls) {  // per-call time of the slower half
+    std::atomic<int> state{0};  // 0: starting, 1: half_b is running, 2: stop
+    std::atomic<long> b_calls{0};
+    std::atomic<double> b_time{0};
+    std::thread other([&] {
+      half_b();
+      state.store(1, std::memory_order_release);
+      long n = 0;
+      const auto start = clock::now();
+      while (state.load(std::memory_order_acquire) != 2) {
+        half_b();
+        ++n;
+      }
+      b_time.store(seconds(clock::now() - start));
+      b_calls.store(n);
+    });
+    while (state.load(std::memory_order_acquire) != 1) std::this_thread::yield();
+    const double a = per_call(half_a, calls);
+    state.store(2, std::memory_order_release);
+    other.join();
+    const double b = b_calls.load() > 0 ? b_time.load() / static_cast<double>(b_calls.load()) : a;
+    return std::max(a, b);
+  };
+  constexpr double kSide = 2e-3;
+  const double t_reference = per_call(reference, 1), t_half = per_call(half_a, 1);
+  const long n_reference = std::max(1L, std::lround(kSide / std::max(t_reference, 1e-9)));
+  const long n_half = std::max(1L, std::lround(kSide / std::max(t_half, 1e-9)));
+  std::vector<double> ratios;
+  double spent = t_reference + t_half;
+  for (int round = 0; round == 0 || spent < budget; ++round) {
+    const double r = per_call(reference, n_reference);
+    const double h = concurrent(n_half);
+    ratios.push_back(h > 0 ? r / h : 0);
+    spent += r * static_cast<double>(n_reference) + h * static_cast<double>(n_half);
   }
   std::sort(ratios.begin(), ratios.end());
   const std::size_t m = ratios.size() / 2;

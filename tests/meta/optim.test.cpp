@@ -5,7 +5,10 @@
 #include <catch.hpp>
 #include <test_support.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <vector>
 
 using metalearn::Clip;
 using metalearn::Index;
@@ -42,6 +45,54 @@ TEST_CASE("Adam: the first step moves each parameter by about lr against its gra
   adam.step(theta, g);
   CHECK(theta[0] == Catch::Approx(-0.01).epsilon(1e-6));
   CHECK(theta[1] == Catch::Approx(0.01).epsilon(1e-4));
+}
+
+TEMPLATE_TEST_CASE("Adam and SGD: optimizer state never turns subnormal, and the flush moves no parameter",
+                   "[optim]", float, double) {
+  // A gradient that is exactly zero from some step on (a dead ReLU unit) lets the first moment
+  // (and SGD's velocity) decay geometrically through the subnormal range; those entries are
+  // set to zero instead (optim/subnormal.hpp). Reference: the same updates in long double,
+  // where these values are normal numbers.
+  using S = TestType;
+  using L = long double;
+  constexpr S kMin = std::numeric_limits<S>::min();
+  const int n = 4;
+  optim::Adam<S> adam(n);
+  optim::Sgd<S> sgd(n, {0.01, 0.9});
+  Vector<S> theta_a(n), theta_s(n), g(n);
+  theta_a << 0.5, -0.25, 1.0, 0.0;
+  theta_s = theta_a;
+  std::vector<L> ta(theta_a.data(), theta_a.data() + n), ts = ta, m(n, 0), v(n, 0), b(n, 0);
+  int subnormal_seen = 0, entries_flushed = 0;
+  const int steps = std::is_same_v<S, float> ? 1500 : 8000;  // m reaches 2^-126 / 2^-1022
+  for (int t = 1; t <= steps; ++t) {
+    // entry 0 always has a gradient; entries 1–3 stop at steps 10, 200, 0
+    g << S(0.1), t < 10 ? S(-0.2) : S(0), t < 200 ? S(0.05) : S(0), S(0);
+    adam.step(theta_a, g);
+    sgd.step(theta_s, g);
+    const L bc1 = 1 - std::pow(L(0.9), t), bc2 = 1 - std::pow(L(0.999), t);
+    for (int i = 0; i < n; ++i) {
+      const L gi = g[i];
+      m[i] = L(0.9) * m[i] + L(0.1) * gi;
+      v[i] = L(0.999) * v[i] + L(0.001) * gi * gi;
+      ta[i] -= (L(1e-3) / bc1) * m[i] / (std::sqrt(v[i]) / std::sqrt(bc2) + L(1e-8));
+      b[i] = t == 1 ? gi : L(0.9) * b[i] + gi;
+      ts[i] -= L(0.01) * b[i];
+      for (S x : {adam.first_moment()[i], adam.second_moment()[i], sgd.velocity()[i]})
+        subnormal_seen += std::fpclassify(x) == FP_SUBNORMAL;
+      if (m[i] != 0 && std::abs(m[i]) < kMin && adam.first_moment()[i] == 0) ++entries_flushed;
+    }
+  }
+  CHECK(subnormal_seen == 0);
+  CHECK(entries_flushed > 0);  // the reference did pass through the subnormal range
+  const double tol = std::is_same_v<S, float> ? 1e-4 : 1e-11;  // relative: rounding of every step
+  for (int i = 0; i < n; ++i) {
+    INFO("entry " << i);
+    CHECK(std::abs(double(theta_a[i]) - double(ta[i])) < tol * std::max(1.0, std::abs(double(ta[i]))));
+    CHECK(std::abs(double(theta_s[i]) - double(ts[i])) < tol * std::max(1.0, std::abs(double(ts[i]))));
+  }
+  CHECK(theta_a[3] == S(0));  // a parameter that never had a gradient has not moved
+  CHECK(theta_s[3] == S(0));
 }
 
 TEST_CASE("SGD: plain, momentum and Nesterov updates", "[optim]") {

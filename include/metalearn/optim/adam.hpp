@@ -4,6 +4,7 @@
 
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/types.hpp>
+#include <metalearn/optim/subnormal.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -15,7 +16,8 @@ namespace metalearn::optim {
 ///   θ ← θ − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
 /// The moments are allocated at construction for the parameter count; `step` does not
 /// allocate. On bad input (wrong size, non-finite gradient) `step` throws and leaves θ and
-/// the state unchanged.
+/// the state unchanged. First-moment entries below the smallest normal number are set to zero
+/// (their update is below 2e-31 in float; subnormal arithmetic is slow: optim/subnormal.hpp).
 template <class Scalar>
 class Adam {
  public:
@@ -50,6 +52,10 @@ class Adam {
     const auto eps = static_cast<Scalar>(options_.epsilon);
     m_ = b1 * m_ + (Scalar(1) - b1) * g;                                    // m ← β₁m + (1−β₁)g
     v_ = b2 * v_ + (Scalar(1) - b2) * g.cwiseAbs2();                        // v ← β₂v + (1−β₂)g²
+    // An entry with |m| below the smallest normal number m₀ would move θ by less than
+    // (lr/bc₁)·m₀/ε; while lr/(bc₁ε) ≤ 2²⁴ that is below 2²⁴m₀ (≈ 2e-31 in float), which moves
+    // no θ entry larger than ~1e-23 in magnitude: flushing it to zero is exact in practice.
+    if (options_.lr / (bc1 * options_.epsilon) <= 16777216.0) detail::flush_subnormals(m_);
     theta.array() -= step_size * m_.array() / (v_.array().sqrt() / sqrt_bc2 + eps);  // θ −= lr/bc₁ · m / (√v/√bc₂ + ε)
   }
 

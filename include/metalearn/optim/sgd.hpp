@@ -4,6 +4,7 @@
 
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/types.hpp>
+#include <metalearn/optim/subnormal.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -13,7 +14,8 @@ namespace metalearn::optim {
 /// SGD as PyTorch's `torch.optim.SGD` (no dampening, no weight decay):
 ///   b ← μ b + g;   θ ← θ − lr · b   (Nesterov: θ ← θ − lr · (g + μ b));   μ = 0: θ ← θ − lr g.
 /// The velocity is allocated at construction; `step` does not allocate, and on bad input
-/// throws leaving θ and the state unchanged.
+/// throws leaving θ and the state unchanged. Velocity entries below the smallest normal number
+/// are set to zero (optim/subnormal.hpp).
 template <class Scalar>
 class Sgd {
  public:
@@ -45,6 +47,7 @@ class Sgd {
     }
     if (t_ == 1) b_ = g;        // b₁ = g (as PyTorch)
     else b_ = mu * b_ + g;      // b ← μb + g
+    detail::flush_subnormals(b_);  // |b| < min normal b₀: it would move θ by less than lr·b₀
     if (options_.nesterov) theta -= lr * (g + mu * b_);                 // θ ← θ − lr (g + μb)
     else theta -= lr * b_;                                               // θ ← θ − lr b
   }
