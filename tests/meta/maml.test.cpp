@@ -11,6 +11,7 @@
 
 #include <catch.hpp>
 #include <numeric>
+#include <vector>
 #include <custom_models.hpp>
 #include <test_support.hpp>
 
@@ -100,8 +101,60 @@ TEST_CASE("MAML: second-order meta-gradient of a linear model equals its closed 
   }
 }
 
+TEST_CASE("MAML: the tasks' results are added in the documented order, on 1 and on 2 threads", "[maml][threads]") {
+  // Blocks of four consecutive tasks while more than five remain, then single tasks; within a
+  // block in task order, then the blocks in order (maml.hpp). Each task's own loss and gradient
+  // come from a meta-batch of that task alone.
+  const auto obj = paper_objective();
+  Rng rng(8);
+  Vector<float> theta(obj.parameter_count());
+  obj.initialize(theta, rng);
+  MamlOptions o;
+  Maml single(obj, o);
+  for (Index count : {1, 5, 6, 9, 10, 25}) {
+    INFO(count << " tasks");
+    SineTasks sampler(count);
+    std::vector<SineTasks::Task> tasks(static_cast<std::size_t>(count));
+    for (auto& t : tasks) sampler.sample(t);
+    Matrix<float> g(theta.size(), count);
+    std::vector<float> l(static_cast<std::size_t>(count));
+    for (Index t = 0; t < count; ++t) {
+      Vector<float> gt(theta.size());
+      l[static_cast<std::size_t>(t)] = single.meta_loss_and_gradient(theta, std::vector<SineTasks::Task>{tasks[static_cast<std::size_t>(t)]}, gt);
+      g.col(t) = gt;
+    }
+    Vector<float> sum = Vector<float>::Zero(theta.size()), block(theta.size()), plain = Vector<float>::Zero(theta.size());
+    float loss = 0;
+    for (Index begin = 0; begin < count;) {
+      const Index end = begin + (count - begin > 5 ? 4 : 1);
+      float block_loss = 0;
+      for (Index t = begin; t < end; ++t) {
+        block_loss += l[static_cast<std::size_t>(t)];
+        if (t == begin) block = g.col(t);
+        else block += g.col(t);
+      }
+      loss += block_loss;
+      sum += block;
+      begin = end;
+    }
+    for (Index t = 0; t < count; ++t) plain += g.col(t);
+    const float inv = 1.0f / static_cast<float>(count);
+    const Vector<float> expected = sum * inv;
+    if (count == 25) CHECK(expected != Vector<float>(plain * inv));  // the order is visible in the bits
+    for (int threads : {1, 2}) {
+      INFO(threads << " threads");
+      MamlOptions ot;
+      ot.threads = threads;
+      Maml maml(obj, ot);
+      Vector<float> grad(theta.size());
+      CHECK(maml.meta_loss_and_gradient(theta, tasks, grad) == loss * inv);
+      CHECK(grad == expected);
+    }
+  }
+}
+
 TEST_CASE("MAML: the same seed reproduces θ bit for bit; 1, 2 and 3 threads agree bit for bit", "[maml][threads]") {
-  auto train = [](int threads, std::uint64_t seed) {
+  auto train = [](int threads, std::uint64_t seed, int meta_batch) {
     const auto obj = paper_objective();
     Rng rng(seed);
     Vector<float> theta(obj.parameter_count());
@@ -112,16 +165,19 @@ TEST_CASE("MAML: the same seed reproduces θ bit for bit; 1, 2 and 3 threads agr
     metalearn::optim::Adam<float> adam(theta.size());
     SineTasks sampler(seed);
     metalearn::TrainerOptions to;
-    to.meta_batch = 7;
+    to.meta_batch = meta_batch;
     metalearn::MetaTrainer trainer(maml, adam, sampler, to);
     trainer.run(theta, 50);
     return theta;
   };
-  const Vector<float> one = train(1, 42);
-  CHECK(train(1, 42) == one);
-  CHECK(train(2, 42) == one);
-  CHECK(train(3, 42) == one);
-  CHECK(train(1, 43) != one);
+  for (int meta_batch : {7, 25}) {  // one block of four and single tasks; five blocks of four
+    INFO("meta-batch " << meta_batch);
+    const Vector<float> one = train(1, 42, meta_batch);
+    CHECK(train(1, 42, meta_batch) == one);
+    CHECK(train(2, 42, meta_batch) == one);
+    CHECK(train(3, 42, meta_batch) == one);
+    CHECK(train(1, 43, meta_batch) != one);
+  }
 }
 
 TEST_CASE("MAML: a short meta-training run on sine tasks makes one step of adaptation pay off", "[maml][train]") {

@@ -20,9 +20,13 @@
 /// approximated by central differences of gradients (`finite_difference_hvp`), for models
 /// without an exact `hessian_vector_product`; it is never chosen silently.
 ///
-/// The tasks of a meta-batch run on `threads` workers (each with its own workspace); the
-/// per-task results are added in task order, so the result is bit-identical for any thread
-/// count. After the first call with a given shape, `meta_loss_and_gradient` and `adapt` do
+/// The tasks of a meta-batch run on `threads` workers (each with its own workspace). The
+/// per-task results are added in an order fixed by the number of tasks alone — blocks of four
+/// consecutive tasks while more than five remain, then single tasks; within a block in task
+/// order, then the blocks in order — so the result is bit-identical for any thread count. A
+/// worker sums a block's tasks where it computed them, so only one gradient per block crosses
+/// to the thread that adds the blocks, and the single tasks at the end keep the workers'
+/// finishing times within one task of each other. After the first call with a given shape, `meta_loss_and_gradient` and `adapt` do
 /// not allocate.
 
 #include <metalearn/core/error.hpp>
@@ -41,6 +45,21 @@
 #include <vector>
 
 namespace metalearn {
+
+namespace detail {
+/// The fixed summation blocks of a meta-batch of `count` tasks: four consecutive tasks per
+/// block while more than five remain, then one task per block (25 tasks: 5 blocks of 4, then
+/// 5 single tasks).
+struct TaskBlocks {
+  explicit TaskBlocks(Index count) : count_(count), full_(count > 5 ? (count - 5 + 3) / 4 : 0) {}
+  Index size() const { return full_ + (count_ - 4 * full_); }
+  Index begin(Index b) const { return b < full_ ? 4 * b : 4 * full_ + (b - full_); }
+  Index end(Index b) const { return b < full_ ? 4 * b + 4 : begin(b) + 1; }
+
+ private:
+  Index count_, full_;
+};
+}  // namespace detail
 
 /// Which meta-gradient MAML computes.
 enum class Order {
@@ -103,6 +122,7 @@ class Maml {
     workers_.resize(static_cast<std::size_t>(options_.threads));
     if (options_.threads > 1) pool_ = std::make_unique<parallel::ThreadPool>(options_.threads);
     sum_.resize(p);
+    block_.resize(p);
   }
 
   /// The model.
@@ -144,24 +164,29 @@ class Maml {
     if (grad.data() == theta.data()) detail::fail(where, "grad must not be the same vector as theta");
     const Index count = check_tasks(where, theta, tasks);
     for (auto& wk : workers_) prepare(wk);
-    Scalar loss = 0;
+    const detail::TaskBlocks blocks(count);
     if (!pool_ || count == 1) {
+      Scalar loss = 0;
       sum_.setZero();
       Worker& wk = workers_[0];
-      for (Index t = 0; t < count; ++t) {
-        loss += task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
-        sum_ += wk.u;
+      for (Index b = 0; b < blocks.size(); ++b) {
+        Scalar block_loss = 0;
+        for (Index t = blocks.begin(b); t < blocks.end(b); ++t) {
+          block_loss += task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
+          if (t == blocks.begin(b)) block_ = wk.u;  // the same operations as threaded_block
+          else block_ += wk.u;
+        }
+        loss += block_loss;
+        sum_ += block_;
       }
-    } else {
-      if (task_grads_.rows() != p || task_grads_.cols() < count) task_grads_.resize(p, count);
-      if (task_losses_.size() < count) task_losses_.resize(count);
-      auto item = [&](Index t, int worker) { threaded_task(theta, tasks, t, worker); };
-      pool_->run(count, item);
-      return average(count, grad);
+      const Scalar inv = Scalar(1) / static_cast<Scalar>(count);
+      grad = sum_ * inv;
+      return loss * inv;
     }
-    const Scalar inv = Scalar(1) / static_cast<Scalar>(count);
-    grad = sum_ * inv;
-    return loss * inv;
+    reserve_slots(blocks.size());
+    auto item = [&](Index b, int worker) { threaded_block(theta, tasks, blocks, b, worker); };
+    pool_->run(blocks.size(), item);
+    return average(count, blocks.size(), grad);
   }
 
   /// The same, with the tasks drawn as they are needed: `fill(t)` writes task t into
@@ -183,15 +208,17 @@ class Maml {
     detail::check_size(where, "grad", grad.size(), p);
     if (grad.data() == theta.data()) detail::fail(where, "grad must not be the same vector as theta");
     for (auto& wk : workers_) prepare(wk);
-    if (task_grads_.rows() != p || task_grads_.cols() < count) task_grads_.resize(p, count);
-    if (task_losses_.size() < count) task_losses_.resize(count);
-    auto produce = [&](Index t) {
-      fill(t);
-      check_task(where, tasks[static_cast<std::size_t>(t)], t);
+    const detail::TaskBlocks blocks(count);
+    reserve_slots(blocks.size());
+    auto produce = [&](Index b) {  // the tasks of block b
+      for (Index t = blocks.begin(b); t < blocks.end(b); ++t) {
+        fill(t);
+        check_task(where, tasks[static_cast<std::size_t>(t)], t);
+      }
     };
-    auto item = [&](Index t, int worker) { threaded_task(theta, tasks, t, worker); };
-    pool_->run_fed(count, produce, item);
-    return average(count, grad);
+    auto item = [&](Index b, int worker) { threaded_block(theta, tasks, blocks, b, worker); };
+    pool_->run_fed(blocks.size(), produce, item);
+    return average(count, blocks.size(), grad);
   }
 
   /// Mean meta-loss over `tasks` without the gradient (for validation).
@@ -213,7 +240,8 @@ class Maml {
 
   /// Bytes held by the workspaces and the stored inner states (θ_k, gradients).
   std::size_t bytes() const {
-    std::size_t total = sizeof(Scalar) * static_cast<std::size_t>(sum_.size() + task_grads_.size() + task_losses_.size());
+    std::size_t total =
+        sizeof(Scalar) * static_cast<std::size_t>(sum_.size() + block_.size() + task_grads_.size() + task_losses_.size());
     for (const auto& w : workers_) total += w.bytes();
     return total;
   }
@@ -298,22 +326,36 @@ class Maml {
     if (task.query.size() == 0) detail::fail(where, "task ", t, ": the query set is empty");
   }
 
-  // Task t on a worker of the pool: its loss and meta-gradient into its own slots.
-  template <class Tasks>
-  void threaded_task(ConstVectorRef<Scalar> theta, const Tasks& tasks, Index t, int worker) {
-    Worker& wk = workers_[static_cast<std::size_t>(worker)];
-    task_losses_[t] = task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
-    task_grads_.col(t) = wk.u;
+  void reserve_slots(Index blocks) {
+    const Index p = parameter_count();
+    if (task_grads_.rows() != p || task_grads_.cols() < blocks) task_grads_.resize(p, blocks);
+    if (task_losses_.size() < blocks) task_losses_.resize(blocks);
   }
 
-  // The per-task results of the threaded paths, added in task order (bit-identical for any
-  // thread count), divided by the number of tasks into `grad`; returns the mean loss.
-  Scalar average(Index count, VectorRef<Scalar> grad) {
+  // Block b on a worker of the pool: the sums of its tasks' losses and meta-gradients, in task
+  // order, into the block's own slots.
+  template <class Tasks>
+  void threaded_block(ConstVectorRef<Scalar> theta, const Tasks& tasks, const detail::TaskBlocks& blocks, Index b,
+                      int worker) {
+    Worker& wk = workers_[static_cast<std::size_t>(worker)];
+    auto slot = task_grads_.col(b);
+    Scalar block_loss = 0;
+    for (Index t = blocks.begin(b); t < blocks.end(b); ++t) {
+      block_loss += task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
+      if (t == blocks.begin(b)) slot = wk.u;
+      else slot += wk.u;
+    }
+    task_losses_[b] = block_loss;
+  }
+
+  // The block sums of the threaded paths, added in block order (bit-identical for any thread
+  // count), divided by the number of tasks into `grad`; returns the mean loss.
+  Scalar average(Index count, Index blocks, VectorRef<Scalar> grad) {
     Scalar loss = 0;
     sum_.setZero();
-    for (Index t = 0; t < count; ++t) {
-      loss += task_losses_[t];
-      sum_ += task_grads_.col(t);
+    for (Index b = 0; b < blocks; ++b) {
+      loss += task_losses_[b];
+      sum_ += task_grads_.col(b);
     }
     const Scalar inv = Scalar(1) / static_cast<Scalar>(count);
     grad = sum_ * inv;
@@ -408,8 +450,9 @@ class Maml {
   std::vector<Worker> workers_;
   std::unique_ptr<parallel::ThreadPool> pool_;
   Vector<Scalar> sum_;
-  Matrix<Scalar> task_grads_;
-  Vector<Scalar> task_losses_;
+  Vector<Scalar> block_;        // one thread: the sum over the current block's tasks
+  Matrix<Scalar> task_grads_;   // threads: one column per block, its gradient sum
+  Vector<Scalar> task_losses_;  // threads: one entry per block, its loss sum
 };
 
 }  // namespace metalearn
