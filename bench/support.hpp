@@ -67,6 +67,19 @@ inline double thread_cpu_seconds() {
 /// The time a paired measurement gets, as a share of the benchmark's timed loop.
 inline constexpr double kPairedShare = 0.25;
 
+namespace detail {
+/// How many calls of a piece of work that takes `seconds` per call fill one side of a round
+/// of paired_ratio / concurrent_ratio (about 2 ms, at least one call).
+inline long calls_per_side(double seconds) { return std::max(1L, std::lround(2e-3 / std::max(seconds, 1e-9))); }
+
+/// The median of the rounds' ratios.
+inline double median(std::vector<double> ratios) {
+  std::sort(ratios.begin(), ratios.end());
+  const std::size_t m = ratios.size() / 2;
+  return ratios.size() % 2 ? ratios[m] : 0.5 * (ratios[m - 1] + ratios[m]);
+}
+}  // namespace detail
+
 /// Time of `subject` / time of `reference`, measured after a benchmark's timed loop in
 /// alternating rounds (subject then reference, then reference then subject, …) of about 2 ms
 /// per side, until `budget` seconds are spent (at least one round); the median of the rounds'
@@ -85,10 +98,8 @@ double paired_ratio(Subject&& subject, Reference&& reference, bool wall_clock, d
     for (long i = 0; i < calls; ++i) work();
     return (now() - start) / static_cast<double>(calls);
   };
-  constexpr double kSide = 2e-3;
   const double t_subject = per_call(subject, 1), t_reference = per_call(reference, 1);
-  const long n_subject = std::max(1L, std::lround(kSide / std::max(t_subject, 1e-9)));
-  const long n_reference = std::max(1L, std::lround(kSide / std::max(t_reference, 1e-9)));
+  const long n_subject = detail::calls_per_side(t_subject), n_reference = detail::calls_per_side(t_reference);
   std::vector<double> ratios;
   double spent = t_subject + t_reference;
   for (int round = 0; round == 0 || spent < budget; ++round) {
@@ -103,9 +114,7 @@ double paired_ratio(Subject&& subject, Reference&& reference, bool wall_clock, d
     ratios.push_back(b > 0 ? a / b : 0);
     spent += a * static_cast<double>(n_subject) + b * static_cast<double>(n_reference);
   }
-  std::sort(ratios.begin(), ratios.end());
-  const std::size_t m = ratios.size() / 2;
-  return ratios.size() % 2 ? ratios[m] : 0.5 * (ratios[m - 1] + ratios[m]);
+  return detail::median(std::move(ratios));
 }
 
 /// Wall-clock time of `reference` alone / time of `half_a` while `half_b` runs at the same time
@@ -148,10 +157,8 @@ double concurrent_ratio(Reference&& reference, HalfA&& half_a, HalfB&& half_b, d
     const double b = b_calls.load() > 0 ? b_time.load() / static_cast<double>(b_calls.load()) : a;
     return std::max(a, b);
   };
-  constexpr double kSide = 2e-3;
   const double t_reference = per_call(reference, 1), t_half = per_call(half_a, 1);
-  const long n_reference = std::max(1L, std::lround(kSide / std::max(t_reference, 1e-9)));
-  const long n_half = std::max(1L, std::lround(kSide / std::max(t_half, 1e-9)));
+  const long n_reference = detail::calls_per_side(t_reference), n_half = detail::calls_per_side(t_half);
   std::vector<double> ratios;
   double spent = t_reference + t_half;
   for (int round = 0; round == 0 || spent < budget; ++round) {
@@ -160,9 +167,7 @@ double concurrent_ratio(Reference&& reference, HalfA&& half_a, HalfB&& half_b, d
     ratios.push_back(h > 0 ? r / h : 0);
     spent += r * static_cast<double>(n_reference) + h * static_cast<double>(n_half);
   }
-  std::sort(ratios.begin(), ratios.end());
-  const std::size_t m = ratios.size() / 2;
-  return ratios.size() % 2 ? ratios[m] : 0.5 * (ratios[m - 1] + ratios[m]);
+  return detail::median(std::move(ratios));
 }
 
 /// Counter: flops per iteration as a rate in GFLOP/s.
