@@ -26,8 +26,8 @@
 /// order, then the blocks in order — so the result is bit-identical for any thread count. A
 /// worker sums a block's tasks where it computed them, so only one gradient per block crosses
 /// to the thread that adds the blocks, and the single tasks at the end keep the workers'
-/// finishing times within one task of each other. After the first call with a given shape, `meta_loss_and_gradient` and `adapt` do
-/// not allocate.
+/// finishing times within one task of each other. After the first call with a given shape,
+/// `meta_loss_and_gradient` and `adapt` do not allocate.
 
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/types.hpp>
