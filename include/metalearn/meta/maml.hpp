@@ -168,20 +168,11 @@ class Maml {
     if (!pool_ || count == 1) {
       Scalar loss = 0;
       sum_.setZero();
-      Worker& wk = workers_[0];
       for (Index b = 0; b < blocks.size(); ++b) {
-        Scalar block_loss = 0;
-        for (Index t = blocks.begin(b); t < blocks.end(b); ++t) {
-          block_loss += task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
-          if (t == blocks.begin(b)) block_ = wk.u;  // the same operations as threaded_block
-          else block_ += wk.u;
-        }
-        loss += block_loss;
+        loss += block_sum(workers_[0], theta, tasks, blocks, b, block_);
         sum_ += block_;
       }
-      const Scalar inv = Scalar(1) / static_cast<Scalar>(count);
-      grad = sum_ * inv;
-      return loss * inv;
+      return mean(count, loss, grad);
     }
     reserve_slots(blocks.size());
     auto item = [&](Index b, int worker) { threaded_block(theta, tasks, blocks, b, worker); };
@@ -332,20 +323,26 @@ class Maml {
     if (task_losses_.size() < blocks) task_losses_.resize(blocks);
   }
 
-  // Block b on a worker of the pool: the sums of its tasks' losses and meta-gradients, in task
-  // order, into the block's own slots.
+  // Block b on worker wk: the sum of its tasks' meta-gradients, in task order, into `dst`;
+  // returns the sum of their losses. The one-thread and the threaded paths both sum blocks
+  // here, which makes their results bit-identical.
+  template <class Tasks, class Dst>
+  Scalar block_sum(Worker& wk, ConstVectorRef<Scalar> theta, const Tasks& tasks, const detail::TaskBlocks& blocks,
+                   Index b, Dst&& dst) {
+    Scalar loss = 0;
+    for (Index t = blocks.begin(b); t < blocks.end(b); ++t) {
+      loss += task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
+      if (t == blocks.begin(b)) dst = wk.u;
+      else dst += wk.u;
+    }
+    return loss;
+  }
+
+  // Block b on a worker of the pool, into the block's own slots.
   template <class Tasks>
   void threaded_block(ConstVectorRef<Scalar> theta, const Tasks& tasks, const detail::TaskBlocks& blocks, Index b,
                       int worker) {
-    Worker& wk = workers_[static_cast<std::size_t>(worker)];
-    auto slot = task_grads_.col(b);
-    Scalar block_loss = 0;
-    for (Index t = blocks.begin(b); t < blocks.end(b); ++t) {
-      block_loss += task_gradient(wk, theta, tasks[static_cast<std::size_t>(t)], t);
-      if (t == blocks.begin(b)) slot = wk.u;
-      else slot += wk.u;
-    }
-    task_losses_[b] = block_loss;
+    task_losses_[b] = block_sum(workers_[static_cast<std::size_t>(worker)], theta, tasks, blocks, b, task_grads_.col(b));
   }
 
   // The block sums of the threaded paths, added in block order (bit-identical for any thread
@@ -357,6 +354,11 @@ class Maml {
       loss += task_losses_[b];
       sum_ += task_grads_.col(b);
     }
+    return mean(count, loss, grad);
+  }
+
+  // grad = sum_ / count; returns loss / count.
+  Scalar mean(Index count, Scalar loss, VectorRef<Scalar> grad) {
     const Scalar inv = Scalar(1) / static_cast<Scalar>(count);
     grad = sum_ * inv;
     return loss * inv;
