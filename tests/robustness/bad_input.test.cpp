@@ -567,8 +567,9 @@ TEST_CASE("bad input: SineTasks sample_points and grid with a zero or negative c
   CHECK(sampler.rng().state() == rng0);
 }
 
-TEST_CASE("bad input: a thread pool of zero threads", "[bad-input][threads]") {
+TEST_CASE("bad input: a thread pool of zero threads, or a negative spin time", "[bad-input][threads]") {
   expect_invalid([] { metalearn::parallel::ThreadPool pool(0); }, "threads must be >= 1, got 0");
+  expect_invalid([] { metalearn::parallel::ThreadPool pool(2, -1); }, "spin_microseconds must be >= 0, got -1");
 }
 
 // ---------------------------------------------------------------------------------------------

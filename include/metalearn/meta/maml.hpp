@@ -25,8 +25,10 @@
 /// consecutive tasks while more than five remain, then single tasks; within a block in task
 /// order, then the blocks in order — so the result is bit-identical for any thread count. A
 /// worker sums a block's tasks where it computed them, so only one gradient per block crosses
-/// to the thread that adds the blocks, and the single tasks at the end keep the workers'
-/// finishing times within one task of each other. After the first call with a given shape,
+/// to another core, and the single tasks at the end keep the workers' finishing times within
+/// one task of each other. The blocks are added in order while the others still run: the
+/// worker that finishes a block adds every finished block the sum has reached, so when the
+/// last one finishes, little is left to add. After the first call with a given shape,
 /// `meta_loss_and_gradient` and `adapt` do not allocate.
 
 #include <metalearn/core/error.hpp>
@@ -36,6 +38,8 @@
 #include <metalearn/parallel/thread_pool.hpp>
 #include <metalearn/tasks/task.hpp>
 
+#include <atomic>
+#include <cassert>
 #include <cmath>
 #include <cstddef>
 #include <memory>
@@ -120,7 +124,10 @@ class Maml {
     const Index p = model_.parameter_count();
     if (p <= 0) detail::fail(where, "the model has ", p, " parameters, expected > 0");
     workers_.resize(static_cast<std::size_t>(options_.threads));
-    if (options_.threads > 1) pool_ = std::make_unique<parallel::ThreadPool>(options_.threads);
+    if (options_.threads > 1) {
+      pool_ = std::make_unique<parallel::ThreadPool>(options_.threads);
+      adding_ = std::make_unique<Adding>();
+    }
     sum_.resize(p);
     block_.resize(p);
   }
@@ -174,10 +181,10 @@ class Maml {
       }
       return mean(count, loss, grad);
     }
-    reserve_slots(blocks.size());
+    start_slots(blocks.size());
     auto item = [&](Index b, int worker) { threaded_block(theta, tasks, blocks, b, worker); };
     pool_->run(blocks.size(), item);
-    return average(count, blocks.size(), grad);
+    return average(count, grad);
   }
 
   /// The same, with the tasks drawn as they are needed: `fill(t)` writes task t into
@@ -200,7 +207,7 @@ class Maml {
     if (grad.data() == theta.data()) detail::fail(where, "grad must not be the same vector as theta");
     for (auto& wk : workers_) prepare(wk);
     const detail::TaskBlocks blocks(count);
-    reserve_slots(blocks.size());
+    start_slots(blocks.size());
     auto produce = [&](Index b) {  // the tasks of block b
       for (Index t = blocks.begin(b); t < blocks.end(b); ++t) {
         fill(t);
@@ -209,7 +216,7 @@ class Maml {
     };
     auto item = [&](Index b, int worker) { threaded_block(theta, tasks, blocks, b, worker); };
     pool_->run_fed(blocks.size(), produce, item);
-    return average(count, blocks.size(), grad);
+    return average(count, grad);
   }
 
   /// Mean meta-loss over `tasks` without the gradient (for validation).
@@ -317,10 +324,19 @@ class Maml {
     if (task.query.size() == 0) detail::fail(where, "task ", t, ": the query set is empty");
   }
 
-  void reserve_slots(Index blocks) {
+  // The threaded paths' slots for `blocks` blocks, none finished, none added.
+  void start_slots(Index blocks) {
     const Index p = parameter_count();
     if (task_grads_.rows() != p || task_grads_.cols() < blocks) task_grads_.resize(p, blocks);
     if (task_losses_.size() < blocks) task_losses_.resize(blocks);
+    Adding& a = *adding_;
+    if (static_cast<Index>(a.finished.size()) < blocks)
+      a.finished = std::vector<std::atomic<bool>>(static_cast<std::size_t>(blocks));
+    for (Index b = 0; b < blocks; ++b) a.finished[static_cast<std::size_t>(b)].store(false, std::memory_order_relaxed);
+    a.blocks = blocks;
+    a.added = 0;
+    a.loss = 0;
+    sum_.setZero();
   }
 
   // Block b on worker wk: the sum of its tasks' meta-gradients, in task order, into `dst`;
@@ -338,23 +354,42 @@ class Maml {
     return loss;
   }
 
-  // Block b on a worker of the pool, into the block's own slots.
+  // Block b on a worker of the pool, into the block's own slots; then the finished blocks
+  // the sum has reached are added.
   template <class Tasks>
   void threaded_block(ConstVectorRef<Scalar> theta, const Tasks& tasks, const detail::TaskBlocks& blocks, Index b,
                       int worker) {
     task_losses_[b] = block_sum(workers_[static_cast<std::size_t>(worker)], theta, tasks, blocks, b, task_grads_.col(b));
+    adding_->finished[static_cast<std::size_t>(b)].store(true);
+    add_finished_blocks();
   }
 
-  // The block sums of the threaded paths, added in block order (bit-identical for any thread
-  // count), divided by the number of tasks into `grad`; returns the mean loss.
-  Scalar average(Index count, Index blocks, VectorRef<Scalar> grad) {
-    Scalar loss = 0;
-    sum_.setZero();
-    for (Index b = 0; b < blocks; ++b) {
-      loss += task_losses_[b];
-      sum_ += task_grads_.col(b);
+  // Adds the finished blocks from `added` on to sum_ and the loss, in block order (so the
+  // result is bit-identical for any thread count), on whichever worker raises the `busy` flag;
+  // a worker that finds it raised leaves its block to the holder. No block is left behind:
+  // the holder re-checks the next block after it lowers the flag, and by sequential
+  // consistency either that check sees the block finished or the block's worker tries the
+  // flag after the lowering, and gets it.
+  void add_finished_blocks() {
+    Adding& a = *adding_;
+    for (;;) {
+      if (a.busy.exchange(true)) return;
+      Index b = a.added;
+      for (; b < a.blocks && a.finished[static_cast<std::size_t>(b)].load(); ++b) {
+        a.loss += task_losses_[b];
+        sum_ += task_grads_.col(b);
+      }
+      a.added = b;
+      a.busy.store(false);
+      if (b == a.blocks || !a.finished[static_cast<std::size_t>(b)].load()) return;
     }
-    return mean(count, loss, grad);
+  }
+
+  // The sum of the threaded paths (every block is added once the pool returns) divided by the
+  // number of tasks into `grad`; returns the mean loss.
+  Scalar average(Index count, VectorRef<Scalar> grad) {
+    assert(adding_->added == adding_->blocks);
+    return mean(count, adding_->loss, grad);
   }
 
   // grad = sum_ / count; returns loss / count.
@@ -455,6 +490,14 @@ class Maml {
   Vector<Scalar> block_;        // one thread: the sum over the current block's tasks
   Matrix<Scalar> task_grads_;   // threads: one column per block, its gradient sum
   Vector<Scalar> task_losses_;  // threads: one entry per block, its loss sum
+  struct Adding {  // threads: the blocks' progress into sum_ (behind a pointer: Maml stays movable)
+    std::vector<std::atomic<bool>> finished;        // block b is in its slots
+    Index blocks = 0;                               // blocks of the current call
+    Index added = 0;                                // blocks added to sum_ (changed under `busy`)
+    Scalar loss = 0;                                // their losses' sum (changed under `busy`)
+    std::atomic<bool> busy{false};                  // a worker is adding blocks
+  };
+  std::unique_ptr<Adding> adding_;
 };
 
 }  // namespace metalearn

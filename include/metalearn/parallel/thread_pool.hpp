@@ -11,7 +11,8 @@
 /// item's result to its own slot and combine the slots in a fixed order afterwards.
 /// `run_fed` overlaps a serial producer (e.g. drawing the tasks of a meta-batch from one
 /// random stream) with the work: the caller produces the items in order while the other
-/// workers take each one as soon as it is ready, first come first served.
+/// workers take each one as soon as it is ready (the first of them item 0, which is ready
+/// first), first come first served.
 ///
 /// A meta-step lasts a fraction of a millisecond, so waking a sleeping thread (tens of
 /// microseconds) would eat much of the gain. Workers therefore spin on an atomic generation
@@ -67,7 +68,7 @@ class ThreadPool {
   void run(Index count, F& f) {
     if (count <= 0) return;
     if (size_ == 1 || count == 1) {
-      for (Index i = 0; i < count; ++i) f(i, 0);
+      sequential(count, f, nullptr);
       return;
     }
     start(count, f, false);
@@ -77,17 +78,24 @@ class ThreadPool {
 
   /// Like `run`, but the items are first produced on the calling thread: produce(i) for i = 0,
   /// 1, …, count − 1 in order, while the other workers already take the items produced so far.
-  /// Worker w starts with item w (so every worker takes part in every call with count ≥
-  /// size(), and per-worker state is warmed up by the first call); the other items go to
-  /// whichever worker is free, so callers must not depend on which worker runs them. If
-  /// produce(i) throws, items from i on are not run, and the exception is rethrown after the
-  /// running ones finish.
+  /// Worker w ≥ 1 starts with item w − 1 and the caller, once it has produced every item, with
+  /// item size() − 1 (so every worker takes part in every call with count ≥ size(), per-worker
+  /// state is warmed up by the first call, and the first item ready is the first one taken);
+  /// the other items go to whichever worker is free, so callers must not depend on which
+  /// worker runs them. If produce(i) throws, items from i on are not run, and the exception is
+  /// rethrown after the running ones finish.
   template <class P, class F>
   void run_fed(Index count, P& produce, F& f) {
     if (count <= 0) return;
     if (size_ == 1 || count == 1) {
-      for (Index i = 0; i < count; ++i) produce(i);
-      for (Index i = 0; i < count; ++i) f(i, 0);
+      Index produced = 0;
+      std::exception_ptr error;
+      try {
+        for (; produced < count; ++produced) produce(produced);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      sequential(produced, f, error);
       return;
     }
     start(count, f, true);
@@ -105,6 +113,20 @@ class ThreadPool {
   }
 
  private:
+  // run / run_fed on the calling thread alone: f(i, 0) for i < `ready`, every one even if some
+  // throw; then the first exception (`error`, if set, counts as first) is rethrown.
+  template <class F>
+  static void sequential(Index ready, F& f, std::exception_ptr error) {
+    for (Index i = 0; i < ready; ++i) {
+      try {
+        f(i, 0);
+      } catch (...) {
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
   template <class F>
   static void trampoline(void* context, Index item, int worker) {
     (*static_cast<F*>(context))(item, worker);
@@ -166,7 +188,8 @@ class ThreadPool {
       for (Index i = worker; i < count_; i += size_) call(i, worker);
       return;
     }
-    for (Index i = worker;; i = next_.fetch_add(1, std::memory_order_relaxed)) {  // item w, then any
+    const Index first = worker == 0 ? size_ - 1 : worker - 1;  // the caller produces first, so takes the last
+    for (Index i = first;; i = next_.fetch_add(1, std::memory_order_relaxed)) {  // that item, then any
       if (i >= count_) return;
       for (int spin = 0; ready_.load(std::memory_order_acquire) <= i; ++spin) {
         if (aborted_.load(std::memory_order_acquire)) return;
