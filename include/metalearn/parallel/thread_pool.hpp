@@ -5,10 +5,11 @@
 ///
 /// Threads are created once; `run` hands them work without allocating (the job is a function
 /// pointer and a context pointer) and returns when every item is done. The calling thread
-/// works too, as worker 0. Items are dealt round-robin (worker w runs items w, w + size(), …),
-/// so every worker is used as soon as there are size() items and each item always runs on
-/// the same worker; callers that need results independent of the thread count write each
-/// item's result to its own slot and combine the slots in a fixed order afterwards.
+/// works too, as worker 0. Worker w starts with item w, so every worker is used as soon as
+/// there are size() items; the other items go to whichever worker is free first (workers of
+/// a shared machine do not run at the same speed, and a fixed deal would wait for the
+/// slowest). Callers that need results independent of the thread count write each item's
+/// result to its own slot and combine the slots in a fixed order.
 /// `run_fed` overlaps a serial producer (e.g. drawing the tasks of a meta-batch from one
 /// random stream) with the work: the caller produces the items in order while the other
 /// workers take each one as soon as it is ready (the first of them item 0, which is ready
@@ -61,9 +62,10 @@ class ThreadPool {
   /// Number of workers, the caller included.
   int size() const { return size_; }
 
-  /// Calls f(item, worker) for every item in [0, count), spread over the workers; returns
-  /// when all are done. If calls throw, the first exception is rethrown after all finish.
-  /// Not reentrant: one `run` (or `run_fed`) at a time per pool.
+  /// Calls f(item, worker) for every item in [0, count), spread over the workers (worker w
+  /// starts with item w, then takes the next item not taken yet); returns when all are done.
+  /// If calls throw, the first exception is rethrown after all finish. Not reentrant: one
+  /// `run` (or `run_fed`) at a time per pool.
   template <class F>
   void run(Index count, F& f) {
     if (count <= 0) return;
@@ -185,7 +187,7 @@ class ThreadPool {
 
   void work(int worker) {
     if (!fed_) {
-      for (Index i = worker; i < count_; i += size_) call(i, worker);
+      for (Index i = worker; i < count_; i = next_.fetch_add(1, std::memory_order_relaxed)) call(i, worker);
       return;
     }
     const Index first = worker == 0 ? size_ - 1 : worker - 1;  // the caller produces first, so takes the last
