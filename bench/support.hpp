@@ -86,7 +86,10 @@ inline double median(std::vector<double> ratios) {
 /// ratios. Both are timed in CPU time of the calling thread, or in wall-clock time when
 /// `wall_clock` (for work on several threads). On a machine shared with other processes the
 /// load changes over seconds, so a ratio of two separate benchmarks' medians can be off by tens
-/// of percent; rounds of milliseconds see the same load on both sides.
+/// of percent; rounds of milliseconds see the same load on both sides. Each side of a round
+/// starts with one untimed call, so that it is timed as a run of back-to-back calls is (as in
+/// the benchmark's own loop): its data in cache, and a thread pool's workers awake rather than
+/// asleep since the other side's turn.
 template <class Subject, class Reference>
 double paired_ratio(Subject&& subject, Reference&& reference, bool wall_clock, double budget) {
   auto now = [&] {
@@ -94,6 +97,7 @@ double paired_ratio(Subject&& subject, Reference&& reference, bool wall_clock, d
                       : thread_cpu_seconds();
   };
   auto per_call = [&](auto& work, long calls) {
+    work();  // untimed: back-to-back state
     const double start = now();
     for (long i = 0; i < calls; ++i) work();
     return (now() - start) / static_cast<double>(calls);
@@ -101,7 +105,7 @@ double paired_ratio(Subject&& subject, Reference&& reference, bool wall_clock, d
   const double t_subject = per_call(subject, 1), t_reference = per_call(reference, 1);
   const long n_subject = detail::calls_per_side(t_subject), n_reference = detail::calls_per_side(t_reference);
   std::vector<double> ratios;
-  double spent = t_subject + t_reference;
+  double spent = 2 * (t_subject + t_reference);
   for (int round = 0; round == 0 || spent < budget; ++round) {
     double a = 0, b = 0;
     if (round % 2 == 0) {
@@ -112,7 +116,7 @@ double paired_ratio(Subject&& subject, Reference&& reference, bool wall_clock, d
       a = per_call(subject, n_subject);
     }
     ratios.push_back(b > 0 ? a / b : 0);
-    spent += a * static_cast<double>(n_subject) + b * static_cast<double>(n_reference);
+    spent += a * static_cast<double>(n_subject + 1) + b * static_cast<double>(n_reference + 1);
   }
   return detail::median(std::move(ratios));
 }
@@ -120,8 +124,9 @@ double paired_ratio(Subject&& subject, Reference&& reference, bool wall_clock, d
 /// Wall-clock time of `reference` alone / time of `half_a` while `half_b` runs at the same time
 /// on a second thread, free-running (no synchronisation between the two: the second thread
 /// repeats `half_b` from before the timing starts until after it ends). Both halves are timed
-/// and the slower one counts. Measured in alternating rounds like paired_ratio (the second
-/// thread is started for each round and is idle during the reference's), until `budget`
+/// and the slower one counts. Measured in alternating rounds like paired_ratio, each side after
+/// an untimed call (the second thread is started for each round, runs `half_b` once before
+/// the timing starts, and is idle during the reference's turn), until `budget`
 /// seconds are spent; the median of the rounds' ratios. With two halves of a workload that
 /// share no data, this is the most that splitting the workload over two threads can gain on
 /// this machine: the ceiling a threaded implementation is compared with.
@@ -130,6 +135,7 @@ double concurrent_ratio(Reference&& reference, HalfA&& half_a, HalfB&& half_b, d
   using clock = std::chrono::steady_clock;
   auto seconds = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
   auto per_call = [&](auto& work, long calls) {
+    work();  // untimed, as in paired_ratio
     const auto start = clock::now();
     for (long i = 0; i < calls; ++i) work();
     return seconds(clock::now() - start) / static_cast<double>(calls);
@@ -160,12 +166,12 @@ double concurrent_ratio(Reference&& reference, HalfA&& half_a, HalfB&& half_b, d
   const double t_reference = per_call(reference, 1), t_half = per_call(half_a, 1);
   const long n_reference = detail::calls_per_side(t_reference), n_half = detail::calls_per_side(t_half);
   std::vector<double> ratios;
-  double spent = t_reference + t_half;
+  double spent = 2 * (t_reference + t_half);
   for (int round = 0; round == 0 || spent < budget; ++round) {
     const double r = per_call(reference, n_reference);
     const double h = concurrent(n_half);
     ratios.push_back(h > 0 ? r / h : 0);
-    spent += r * static_cast<double>(n_reference) + h * static_cast<double>(n_half);
+    spent += r * static_cast<double>(n_reference + 1) + h * static_cast<double>(n_half + 1);
   }
   return detail::median(std::move(ratios));
 }
