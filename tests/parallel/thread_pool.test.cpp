@@ -59,7 +59,7 @@ TEST_CASE("thread pool: while one worker is held up, the others take the remaini
     CAPTURE(fed);
     const Index count = 10;
     Record rec(count);
-    const Index slow = fed ? 1 : 0;  // the caller's first item
+    const Index slow = fed ? count - 1 : 0;  // the caller's first item
     auto f = [&](Index i, int w) {
       rec.ran(i, w);
       if (i == slow) std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -104,10 +104,10 @@ TEST_CASE("thread pool: run_fed produces in order on the caller, and each item s
           CHECK(seen[static_cast<std::size_t>(i)] == 1000 + i);
         }
         // The documented first items: worker w >= 1 starts with item w - 1, the caller with
-        // item size() - 1 (so every worker takes part once count >= size()).
+        // the last item (so every worker takes part once count >= size()).
         if (threads > 1 && count >= threads) {
           for (int w = 1; w < threads; ++w) CHECK(rec.worker_of(w - 1) == w);
-          CHECK(rec.worker_of(threads - 1) == 0);
+          CHECK(rec.worker_of(count - 1) == 0);
         }
       }
     }

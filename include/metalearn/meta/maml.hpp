@@ -29,7 +29,9 @@
 /// one task of each other. The blocks are added in order while the others still run: the
 /// worker that finishes a block adds every finished block the sum has reached, so when the
 /// last one finishes, little is left to add. After the first call with a given shape,
-/// `meta_loss_and_gradient` and `adapt` do not allocate.
+/// `meta_loss_and_gradient` and `adapt` do not allocate (with threads, a task goes to whichever
+/// worker is free, so "shape" means every task's: a worker's workspace grows to the largest
+/// support or query set it meets, and meta-batches of equal-sized tasks never grow it again).
 
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/types.hpp>
@@ -39,10 +41,10 @@
 #include <metalearn/tasks/task.hpp>
 
 #include <atomic>
-#include <cassert>
 #include <cmath>
 #include <cstddef>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -367,10 +369,13 @@ class Maml {
   // Adds the finished blocks from `added` on to sum_ and the loss, in block order (so the
   // result is bit-identical for any thread count), on whichever worker raises the `busy` flag;
   // a worker that finds it raised leaves its block to the holder. No block is left behind:
-  // the holder re-checks the next block after it lowers the flag, and by sequential
-  // consistency either that check sees the block finished or the block's worker tries the
-  // flag after the lowering, and gets it.
-  void add_finished_blocks() {
+  // the holder re-checks the next block after it lowers the flag, and in the single order of
+  // the seq_cst operations either that check comes after the block's `finished` store (and
+  // sees it), or the block's worker tries the flag after the lowering — then it gets the flag,
+  // or a session that starts after the lowering sees the block. (Both pairs, the `finished`
+  // store before the flag exchange and the lowering before the re-check, need seq_cst: a
+  // store followed by a load of another variable.) Nothing in a session throws.
+  void add_finished_blocks() noexcept {
     Adding& a = *adding_;
     for (;;) {
       if (a.busy.exchange(true)) return;
@@ -388,7 +393,9 @@ class Maml {
   // The sum of the threaded paths (every block is added once the pool returns) divided by the
   // number of tasks into `grad`; returns the mean loss.
   Scalar average(Index count, VectorRef<Scalar> grad) {
-    assert(adding_->added == adding_->blocks);
+    if (adding_->added != adding_->blocks)  // cannot happen (see add_finished_blocks); one comparison
+      throw std::logic_error(detail::concat("metalearn: Maml: internal error: ", adding_->added, " of ",
+                                            adding_->blocks, " blocks were added to the meta-gradient"));
     return mean(count, adding_->loss, grad);
   }
 
@@ -495,7 +502,7 @@ class Maml {
     Index blocks = 0;                               // blocks of the current call
     Index added = 0;                                // blocks added to sum_ (changed under `busy`)
     Scalar loss = 0;                                // their losses' sum (changed under `busy`)
-    std::atomic<bool> busy{false};                  // a worker is adding blocks
+    alignas(64) std::atomic<bool> busy{false};      // a worker is adding blocks (own cache line)
   };
   std::unique_ptr<Adding> adding_;
 };

@@ -13,7 +13,7 @@
 /// `run_fed` overlaps a serial producer (e.g. drawing the tasks of a meta-batch from one
 /// random stream) with the work: the caller produces the items in order while the other
 /// workers take each one as soon as it is ready (the first of them item 0, which is ready
-/// first), first come first served.
+/// first), first come first served; the caller, done producing, starts with the last item.
 ///
 /// A meta-step lasts a fraction of a millisecond, so waking a sleeping thread (tens of
 /// microseconds) would eat much of the gain. Workers therefore spin on an atomic generation
@@ -64,8 +64,8 @@ class ThreadPool {
 
   /// Calls f(item, worker) for every item in [0, count), spread over the workers (worker w
   /// starts with item w, then takes the next item not taken yet); returns when all are done.
-  /// If calls throw, the first exception is rethrown after all finish. Not reentrant: one
-  /// `run` (or `run_fed`) at a time per pool.
+  /// If calls throw, the first exception thrown (in time) is rethrown after all finish. Not
+  /// reentrant: one `run` (or `run_fed`) at a time per pool.
   template <class F>
   void run(Index count, F& f) {
     if (count <= 0) return;
@@ -81,11 +81,12 @@ class ThreadPool {
   /// Like `run`, but the items are first produced on the calling thread: produce(i) for i = 0,
   /// 1, …, count − 1 in order, while the other workers already take the items produced so far.
   /// Worker w ≥ 1 starts with item w − 1 and the caller, once it has produced every item, with
-  /// item size() − 1 (so every worker takes part in every call with count ≥ size(), per-worker
-  /// state is warmed up by the first call, and the first item ready is the first one taken);
-  /// the other items go to whichever worker is free, so callers must not depend on which
-  /// worker runs them. If produce(i) throws, items from i on are not run, and the exception is
-  /// rethrown after the running ones finish.
+  /// the last item, count − 1 (so every worker takes part in every call with count ≥ size(),
+  /// per-worker state is warmed up by the first call, the first item ready is the first one
+  /// taken, and the items before the last are taken in order); the other items go to whichever
+  /// worker is free, so callers must not depend on which worker runs them. If produce(i)
+  /// throws, the items before i still run, none from i on does, and the first exception
+  /// thrown (in time; on one thread, produce's) is rethrown after the running ones finish.
   template <class P, class F>
   void run_fed(Index count, P& produce, F& f) {
     if (count <= 0) return;
@@ -153,7 +154,7 @@ class ThreadPool {
     count_ = count;
     fed_ = fed;
     error_ = nullptr;
-    next_.store(size_, std::memory_order_relaxed);  // items below size() are the workers' first
+    next_.store(fed ? size_ - 1 : size_, std::memory_order_relaxed);  // the items before are workers' first
     ready_.store(0, std::memory_order_relaxed);
     aborted_.store(false, std::memory_order_relaxed);
     busy_.store(size_ - 1, std::memory_order_relaxed);
@@ -190,15 +191,27 @@ class ThreadPool {
       for (Index i = worker; i < count_; i = next_.fetch_add(1, std::memory_order_relaxed)) call(i, worker);
       return;
     }
-    const Index first = worker == 0 ? size_ - 1 : worker - 1;  // the caller produces first, so takes the last
-    for (Index i = first;; i = next_.fetch_add(1, std::memory_order_relaxed)) {  // that item, then any
-      if (i >= count_) return;
-      for (int spin = 0; ready_.load(std::memory_order_acquire) <= i; ++spin) {
-        if (aborted_.load(std::memory_order_acquire)) return;
-        if ((spin & 63) == 63) std::this_thread::yield();
-      }
+    // Worker w ≥ 1 first takes item w − 1; the caller, which produces first, the last item
+    // (when count ≥ size()); the counter hands out the items in between, size() − 1 on.
+    const Index shared_end = count_ >= size_ ? count_ - 1 : count_;
+    const Index first = worker == 0 ? (count_ >= size_ ? count_ - 1 : count_) : worker - 1;
+    if (first >= count_ || !wait_produced(first)) return;
+    call(first, worker);
+    for (Index i = next_.fetch_add(1, std::memory_order_relaxed); i < shared_end;
+         i = next_.fetch_add(1, std::memory_order_relaxed)) {
+      if (!wait_produced(i)) return;
       call(i, worker);
     }
+  }
+
+  // run_fed: waits until item i is produced; false if it never will be (produce threw first).
+  bool wait_produced(Index i) const {
+    for (int spin = 0; ready_.load(std::memory_order_acquire) <= i; ++spin) {
+      if (aborted_.load(std::memory_order_acquire))  // the abort comes after every item produced:
+        return ready_.load(std::memory_order_acquire) > i;  // reading it, this load sees them all
+      if ((spin & 63) == 63) std::this_thread::yield();
+    }
+    return true;
   }
 
   void loop(int id) {
