@@ -72,6 +72,18 @@ namespace detail {
 /// of paired_ratio / concurrent_ratio (about 2 ms, at least one call).
 inline long calls_per_side(double seconds) { return std::max(1L, std::lround(2e-3 / std::max(seconds, 1e-9))); }
 
+/// Seconds per call of `work` over `calls` back-to-back calls, timed with `now()` (seconds),
+/// after one untimed call: a side of a round is timed as a run of back-to-back calls is (as in
+/// the benchmark's own loop), its data in cache and a thread pool's workers awake rather than
+/// asleep since the other side's turn.
+template <class Work, class Now>
+double seconds_per_call(Work& work, long calls, Now& now) {
+  work();
+  const double start = now();
+  for (long i = 0; i < calls; ++i) work();
+  return (now() - start) / static_cast<double>(calls);
+}
+
 /// The median of the rounds' ratios.
 inline double median(std::vector<double> ratios) {
   std::sort(ratios.begin(), ratios.end());
@@ -87,21 +99,14 @@ inline double median(std::vector<double> ratios) {
 /// `wall_clock` (for work on several threads). On a machine shared with other processes the
 /// load changes over seconds, so a ratio of two separate benchmarks' medians can be off by tens
 /// of percent; rounds of milliseconds see the same load on both sides. Each side of a round
-/// starts with one untimed call, so that it is timed as a run of back-to-back calls is (as in
-/// the benchmark's own loop): its data in cache, and a thread pool's workers awake rather than
-/// asleep since the other side's turn.
+/// starts with one untimed call (detail::seconds_per_call).
 template <class Subject, class Reference>
 double paired_ratio(Subject&& subject, Reference&& reference, bool wall_clock, double budget) {
   auto now = [&] {
     return wall_clock ? std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count()
                       : thread_cpu_seconds();
   };
-  auto per_call = [&](auto& work, long calls) {
-    work();  // untimed: back-to-back state
-    const double start = now();
-    for (long i = 0; i < calls; ++i) work();
-    return (now() - start) / static_cast<double>(calls);
-  };
+  auto per_call = [&](auto& work, long calls) { return detail::seconds_per_call(work, calls, now); };
   const double t_subject = per_call(subject, 1), t_reference = per_call(reference, 1);
   const long n_subject = detail::calls_per_side(t_subject), n_reference = detail::calls_per_side(t_reference);
   std::vector<double> ratios;
@@ -134,12 +139,8 @@ template <class Reference, class HalfA, class HalfB>
 double concurrent_ratio(Reference&& reference, HalfA&& half_a, HalfB&& half_b, double budget) {
   using clock = std::chrono::steady_clock;
   auto seconds = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
-  auto per_call = [&](auto& work, long calls) {
-    work();  // untimed, as in paired_ratio
-    const auto start = clock::now();
-    for (long i = 0; i < calls; ++i) work();
-    return seconds(clock::now() - start) / static_cast<double>(calls);
-  };
+  auto now = [&] { return seconds(clock::now().time_since_epoch()); };
+  auto per_call = [&](auto& work, long calls) { return detail::seconds_per_call(work, calls, now); };
   auto concurrent = [&](long calls) {  // per-call time of the slower half
     std::atomic<int> state{0};  // 0: starting, 1: half_b is running, 2: stop
     std::atomic<long> b_calls{0};

@@ -120,10 +120,12 @@ TEST_CASE("MAML: the tasks' results are added in the documented order, on 1 and 
     std::vector<float> l(static_cast<std::size_t>(count));
     for (Index t = 0; t < count; ++t) {
       Vector<float> gt(theta.size());
-      l[static_cast<std::size_t>(t)] = single.meta_loss_and_gradient(theta, std::vector<SineTasks::Task>{tasks[static_cast<std::size_t>(t)]}, gt);
+      const std::vector<SineTasks::Task> alone{tasks[static_cast<std::size_t>(t)]};
+      l[static_cast<std::size_t>(t)] = single.meta_loss_and_gradient(theta, alone, gt);
       g.col(t) = gt;
     }
-    Vector<float> sum = Vector<float>::Zero(theta.size()), block(theta.size()), plain = Vector<float>::Zero(theta.size());
+    Vector<float> sum = Vector<float>::Zero(theta.size()), plain = Vector<float>::Zero(theta.size());
+    Vector<float> block(theta.size());
     float loss = 0;
     for (Index begin = 0; begin < count;) {
       const Index end = begin + (count - begin > 5 ? 4 : 1);

@@ -240,8 +240,8 @@ class Maml {
 
   /// Bytes held by the workspaces and the stored inner states (θ_k, gradients).
   std::size_t bytes() const {
-    std::size_t total =
-        sizeof(Scalar) * static_cast<std::size_t>(sum_.size() + block_.size() + task_grads_.size() + task_losses_.size());
+    std::size_t total = sizeof(Scalar) * static_cast<std::size_t>(sum_.size() + block_.size() + task_grads_.size() +
+                                                                  task_losses_.size());
     for (const auto& w : workers_) total += w.bytes();
     return total;
   }
@@ -361,7 +361,8 @@ class Maml {
   template <class Tasks>
   void threaded_block(ConstVectorRef<Scalar> theta, const Tasks& tasks, const detail::TaskBlocks& blocks, Index b,
                       int worker) {
-    task_losses_[b] = block_sum(workers_[static_cast<std::size_t>(worker)], theta, tasks, blocks, b, task_grads_.col(b));
+    Worker& wk = workers_[static_cast<std::size_t>(worker)];
+    task_losses_[b] = block_sum(wk, theta, tasks, blocks, b, task_grads_.col(b));
     adding_->finished[static_cast<std::size_t>(b)].store(true);
     add_finished_blocks();
   }

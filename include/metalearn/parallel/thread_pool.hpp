@@ -186,22 +186,19 @@ class ThreadPool {
     }
   }
 
+  // run: worker w first takes item w, and the counter hands out the items from size() on.
+  // run_fed: worker w ≥ 1 first takes item w − 1 and the caller, which produces first, the last
+  // item (when count ≥ size()); the counter hands out the items in between, size() − 1 on.
   void work(int worker) {
-    if (!fed_) {
-      for (Index i = worker; i < count_; i = next_.fetch_add(1, std::memory_order_relaxed)) call(i, worker);
-      return;
-    }
-    // Worker w ≥ 1 first takes item w − 1; the caller, which produces first, the last item
-    // (when count ≥ size()); the counter hands out the items in between, size() − 1 on.
-    const Index shared_end = count_ >= size_ ? count_ - 1 : count_;
-    const Index first = worker == 0 ? (count_ >= size_ ? count_ - 1 : count_) : worker - 1;
-    if (first >= count_ || !wait_produced(first)) return;
-    call(first, worker);
-    for (Index i = next_.fetch_add(1, std::memory_order_relaxed); i < shared_end;
-         i = next_.fetch_add(1, std::memory_order_relaxed)) {
-      if (!wait_produced(i)) return;
+    const bool caller_last = fed_ && count_ >= size_;
+    const Index end = caller_last ? count_ - 1 : count_;  // the counter's items end here
+    Index i = !fed_ ? worker : worker > 0 ? worker - 1 : caller_last ? count_ - 1 : count_;
+    if (i >= count_) return;
+    do {
+      if (fed_ && !wait_produced(i)) return;
       call(i, worker);
-    }
+      i = next_.fetch_add(1, std::memory_order_relaxed);
+    } while (i < end);
   }
 
   // run_fed: waits until item i is produced; false if it never will be (produce threw first).
