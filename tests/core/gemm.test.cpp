@@ -1,7 +1,8 @@
 // detail::gemm, the single product kernel behind every network pass, against Eigen's own
 // product on shapes that reach each of its paths: the register-blocked small kernel (every
-// packet count, with the overlapping last packet, column tails), the transposed left
-// operand, Eigen's blocked product with scratch buffers, vectors and rank-1 updates.
+// packet count and panel split, with the overlapping last packet, every width of the last
+// block of columns), the transposed left operand, Eigen's blocked product with scratch
+// buffers, vectors and rank-1 updates.
 #include <metalearn/core/gemm.hpp>
 
 #include <catch.hpp>
@@ -16,9 +17,9 @@ TEMPLATE_TEST_CASE("gemm: every path equals Eigen's product", "[core][gemm]", fl
   Rng rng(1);
   metalearn::detail::GemmScratch<S> scratch;
   const double tol = std::is_same_v<S, float> ? 2e-5 : 1e-13;
-  const std::vector<Index> rows{1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 47, 48, 63, 64, 65, 80, 96, 97, 130};
+  const std::vector<Index> rows{1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 47, 48, 63, 64, 65, 80, 96, 97, 130, 200};
   for (Index m : rows) {
-    for (Index n : {Index(1), Index(3), Index(4), Index(5), Index(10), Index(21)}) {
+    for (Index n : {Index(1), Index(2), Index(3), Index(4), Index(5), Index(7), Index(9), Index(10), Index(21)}) {
       for (Index k : {Index(1), Index(2), Index(13), Index(40), Index(70)}) {
         INFO("m " << m << ", n " << n << ", k " << k);
         const Matrix<S> a = mlt::random_matrix<S>(m, k, rng), at = a.transpose();

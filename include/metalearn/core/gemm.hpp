@@ -117,15 +117,12 @@ void transpose(const S* src, Index rows, Index cols, Index lds, S* dst, Index ld
 #pragma GCC diagnostic pop
 #endif
 
-/// True when `small_gemm` handles products with m rows of S in one panel.
-template <class S>
-constexpr bool small_gemm_rows(Index m) {
-  constexpr Index L = Eigen::internal::packet_traits<S>::size;
-  return m >= L && m <= 6 * L;
-}
+/// SIMD registers of the target (Eigen's count: 32 with AVX-512, else 16); the kernels size
+/// their register blocks by it.
+constexpr int simd_registers = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS;
 
-/// True when the register-blocked kernel, over panels of at most six packets of rows, beats
-/// Eigen's blocked product: a narrow result, or few columns or a short depth (the products of
+/// True when the register-blocked kernel `small_gemm` beats Eigen's blocked product: a narrow
+/// result (at most six packets of rows), or few columns or a short depth (the products of
 /// meta-learning on small batches), where packing and zeroing cost as much as the arithmetic.
 template <class S>
 constexpr bool use_small_gemm(Index m, Index n, Index k) {
@@ -133,41 +130,83 @@ constexpr bool use_small_gemm(Index m, Index n, Index k) {
   return m >= L && (m <= 6 * L || n <= 32 || k <= 32);
 }
 
+/// Columns of C that `small_gemm` keeps in registers beside R packets of rows: up to five,
+/// as many as fit with the R packets of A and the broadcast of B.
+template <int R>
+constexpr int small_gemm_columns() {
+  int q = 5;
+  while (q > 1 && q * R + R + 1 > simd_registers) --q;
+  return q;
+}
+
+/// The most packets of rows in one panel of `small_gemm`: six with 32 registers, two with 16
+/// (wider panels spill there).
+constexpr int small_gemm_most_packets = simd_registers >= 32 ? 6 : 2;
+
+/// Packets of rows per panel of `small_gemm` for m rows. With 32 registers a result of up to
+/// six packets is one panel; taller ones are cut into panels of at most four packets, so that
+/// five columns fit beside them and A is streamed once per five columns of C (panels of six
+/// packets with blocks of four columns and then single ones streamed a 256 × 256 A four times
+/// for ten columns, and ran half as fast).
+template <class S>
+constexpr Index small_gemm_panel_packets(Index m) {
+  constexpr Index L = Eigen::internal::packet_traits<S>::size;
+  if (small_gemm_most_packets == 6) return m <= 6 * L ? 6 : 4;
+  return small_gemm_most_packets;
+}
+
+/// Q columns j0 … j0 + Q − 1 of a panel of C: C(:, j) = or += A B(:, j), R packets of rows
+/// (first rows in `rows`) and Q columns in registers while the k columns of A stream through.
+template <class S, int R, int Q>
+void small_gemm_block(Index j0, Index k, const S* a, Index lda, const S* b, Index bs, Index bt, S* c, Index ldc,
+                      const Index* rows, bool accumulate) {
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<S>::type;
+  P acc[Q][R];
+  for (int q = 0; q < Q; ++q)
+    for (int r = 0; r < R; ++r) acc[q][r] = ei::pset1<P>(S(0));
+  for (Index p = 0; p < k; ++p) {
+    P col[R];
+    for (int r = 0; r < R; ++r) col[r] = ei::ploadu<P>(a + p * lda + rows[r]);
+    for (int q = 0; q < Q; ++q) {
+      const P bb = ei::pset1<P>(b[p * bs + (j0 + q) * bt]);
+      for (int r = 0; r < R; ++r) acc[q][r] = ei::pmadd(col[r], bb, acc[q][r]);  // C(:, j) += A(:, p) B(p, j)
+    }
+  }
+  for (int q = 0; q < Q; ++q) {
+    S* cj = c + (j0 + q) * ldc;
+    if (accumulate)  // load every packet of the column before storing any (they may overlap)
+      for (int r = 0; r < R; ++r) acc[q][r] = ei::padd(acc[q][r], ei::ploadu<P>(cj + rows[r]));
+    for (int r = 0; r < R; ++r) ei::pstoreu(cj + rows[r], acc[q][r]);
+  }
+}
+
 /// C (m × n, column-major, ldc) = or += A (m × k, column-major, lda) · B, where B(p, j) is at
-/// b[p·bs + j·bt]. Four columns of C stay in registers while the k columns of A stream
-/// through; the last, partial packet of rows is the packet that ends at row m (overlapping
-/// its neighbour), so every load stays inside A's columns and no copy of A is made.
+/// b[p·bs + j·bt], for m rows in R packets: blocks of `small_gemm_columns<R>()` columns, then
+/// one block of the remaining ones. The last, partial packet of rows is the packet that ends
+/// at row m (overlapping its neighbour), so every load stays inside A's columns and no copy of
+/// A is made. Every element of C is one chain of multiply-adds in the order p = 0 … k − 1,
+/// whatever the blocking, so results do not depend on the target's register count.
 template <class S, int R>
 void small_gemm(Index m, Index n, Index k, const S* a, Index lda, const S* b, Index bs, Index bt, S* c, Index ldc,
                 bool accumulate) {
-  namespace ei = Eigen::internal;
-  using P = typename ei::packet_traits<S>::type;
-  constexpr Index L = ei::packet_traits<S>::size;
+  constexpr Index L = Eigen::internal::packet_traits<S>::size;
+  constexpr int Q = small_gemm_columns<R>();
   Index rows[R];  // first row of each packet
   for (int r = 0; r < R; ++r) rows[r] = std::min<Index>(r * L, m - L);
-  auto block = [&](Index j0, auto cols_tag) {
-    constexpr int Q = decltype(cols_tag)::value;
-    P acc[Q][R];
-    for (int q = 0; q < Q; ++q)
-      for (int r = 0; r < R; ++r) acc[q][r] = ei::pset1<P>(S(0));
-    for (Index p = 0; p < k; ++p) {
-      P col[R];
-      for (int r = 0; r < R; ++r) col[r] = ei::ploadu<P>(a + p * lda + rows[r]);
-      for (int q = 0; q < Q; ++q) {
-        const P bb = ei::pset1<P>(b[p * bs + (j0 + q) * bt]);
-        for (int r = 0; r < R; ++r) acc[q][r] = ei::pmadd(col[r], bb, acc[q][r]);  // C(:, j) += A(:, p) B(p, j)
-      }
-    }
-    for (int q = 0; q < Q; ++q) {
-      S* cj = c + (j0 + q) * ldc;
-      if (accumulate)  // load every packet of the column before storing any (they may overlap)
-        for (int r = 0; r < R; ++r) acc[q][r] = ei::padd(acc[q][r], ei::ploadu<P>(cj + rows[r]));
-      for (int r = 0; r < R; ++r) ei::pstoreu(cj + rows[r], acc[q][r]);
-    }
-  };
   Index j = 0;
-  for (; j + 4 <= n; j += 4) block(j, std::integral_constant<int, 4>{});
-  for (; j < n; ++j) block(j, std::integral_constant<int, 1>{});
+  for (; j + Q <= n; j += Q) small_gemm_block<S, R, Q>(j, k, a, lda, b, bs, bt, c, ldc, rows, accumulate);
+  const auto tail = [&](auto cols_tag) {
+    constexpr int T = decltype(cols_tag)::value;
+    if constexpr (T < Q) small_gemm_block<S, R, T>(j, k, a, lda, b, bs, bt, c, ldc, rows, accumulate);
+  };
+  switch (n - j) {
+    case 0: break;
+    case 1: tail(std::integral_constant<int, 1>{}); break;
+    case 2: tail(std::integral_constant<int, 2>{}); break;
+    case 3: tail(std::integral_constant<int, 3>{}); break;
+    default: tail(std::integral_constant<int, 4>{}); break;  // Q ≤ 5
+  }
 }
 
 /// C (m × n, column-major, ldc) = or += A (m × k) · B (k × n); see the file comment.
@@ -199,19 +238,25 @@ void gemm_kernel(S* c, Index ldc, Index m, Index n, Index k, Operand<S> a, Opera
       a = {copy, m, false};
     }
     const Index bs = b.row_major ? b.ld : 1, bt = b.row_major ? 1 : b.ld;
-    // panels of rows, as equal as possible, each between one and six packets
-    const Index panels = (m + 6 * L - 1) / (6 * L);
+    // panels of rows, as equal as possible, each of at least one packet
+    const Index most = small_gemm_panel_packets<S>(m) * L;
+    const Index panels = (m + most - 1) / most;
     for (Index i = 0, panel = 0; panel < panels; ++panel) {
       const Index rows = (m - i) / (panels - panel);
       const S* ai = a.data + i;
       S* ci = c + i;
+      const auto panel_of = [&](auto packets) {
+        constexpr int R = decltype(packets)::value;
+        if constexpr (R <= small_gemm_most_packets)
+          small_gemm<S, R>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate);
+      };
       switch ((rows + L - 1) / L) {
-        case 1: small_gemm<S, 1>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
-        case 2: small_gemm<S, 2>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
-        case 3: small_gemm<S, 3>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
-        case 4: small_gemm<S, 4>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
-        case 5: small_gemm<S, 5>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
-        default: small_gemm<S, 6>(rows, n, k, ai, a.ld, b.data, bs, bt, ci, ldc, accumulate); break;
+        case 1: panel_of(std::integral_constant<int, 1>{}); break;
+        case 2: panel_of(std::integral_constant<int, 2>{}); break;
+        case 3: panel_of(std::integral_constant<int, 3>{}); break;
+        case 4: panel_of(std::integral_constant<int, 4>{}); break;
+        case 5: panel_of(std::integral_constant<int, 5>{}); break;
+        default: panel_of(std::integral_constant<int, 6>{}); break;
       }
       i += rows;
     }
