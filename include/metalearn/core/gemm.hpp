@@ -155,13 +155,17 @@ constexpr Index small_gemm_panel_packets(Index m) {
   return small_gemm_most_packets;
 }
 
-/// Q columns j0 … j0 + Q − 1 of a panel of C: C(:, j) = or += A B(:, j), R packets of rows
-/// (first rows in `rows`) and Q columns in registers while the k columns of A stream through.
+/// Q columns j0 … j0 + Q − 1 of a panel of m rows of C: C(:, j) = or += A B(:, j), with R
+/// packets of rows and Q columns in registers while the k columns of A stream through. Always
+/// inlined: as a call, the width-40 products ran 10–20 % slower.
 template <class S, int R, int Q>
-void small_gemm_block(Index j0, Index k, const S* a, Index lda, const S* b, Index bs, Index bt, S* c, Index ldc,
-                      const Index* rows, bool accumulate) {
+EIGEN_ALWAYS_INLINE void small_gemm_block(Index m, Index j0, Index k, const S* a, Index lda, const S* b, Index bs,
+                                          Index bt, S* c, Index ldc, bool accumulate) {
   namespace ei = Eigen::internal;
   using P = typename ei::packet_traits<S>::type;
+  constexpr Index L = ei::packet_traits<S>::size;
+  Index rows[R];  // first row of each packet
+  for (int r = 0; r < R; ++r) rows[r] = std::min<Index>(r * L, m - L);
   P acc[Q][R];
   for (int q = 0; q < Q; ++q)
     for (int r = 0; r < R; ++r) acc[q][r] = ei::pset1<P>(S(0));
@@ -185,20 +189,17 @@ void small_gemm_block(Index j0, Index k, const S* a, Index lda, const S* b, Inde
 /// b[p·bs + j·bt], for m rows in R packets: blocks of `small_gemm_columns<R>()` columns, then
 /// one block of the remaining ones. The last, partial packet of rows is the packet that ends
 /// at row m (overlapping its neighbour), so every load stays inside A's columns and no copy of
-/// A is made. Every element of C is one chain of multiply-adds in the order p = 0 … k − 1,
-/// whatever the blocking, so results do not depend on the target's register count.
+/// A is made. Every element of C is one chain of multiply-adds in the order p = 0 … k − 1
+/// whatever the blocking, so the blocking changes no bit of a result.
 template <class S, int R>
 void small_gemm(Index m, Index n, Index k, const S* a, Index lda, const S* b, Index bs, Index bt, S* c, Index ldc,
                 bool accumulate) {
-  constexpr Index L = Eigen::internal::packet_traits<S>::size;
   constexpr int Q = small_gemm_columns<R>();
-  Index rows[R];  // first row of each packet
-  for (int r = 0; r < R; ++r) rows[r] = std::min<Index>(r * L, m - L);
   Index j = 0;
-  for (; j + Q <= n; j += Q) small_gemm_block<S, R, Q>(j, k, a, lda, b, bs, bt, c, ldc, rows, accumulate);
+  for (; j + Q <= n; j += Q) small_gemm_block<S, R, Q>(m, j, k, a, lda, b, bs, bt, c, ldc, accumulate);
   const auto tail = [&](auto cols_tag) {
     constexpr int T = decltype(cols_tag)::value;
-    if constexpr (T < Q) small_gemm_block<S, R, T>(j, k, a, lda, b, bs, bt, c, ldc, rows, accumulate);
+    if constexpr (T < Q) small_gemm_block<S, R, T>(m, j, k, a, lda, b, bs, bt, c, ldc, accumulate);
   };
   switch (n - j) {
     case 0: break;
