@@ -9,8 +9,9 @@
 ///   - narrow products (m between one and six SIMD packets), and products with few columns or
 ///     a short depth (meta-learning's small batches): a register-blocked kernel (`small_gemm`,
 ///     over panels of rows) that reads a column-major left operand in place, without the
-///     packing and zeroing of Eigen's blocked product; a transposed left operand is first
-///     copied column-major;
+///     packing and zeroing of Eigen's blocked product; a transposed left operand Xᵀ is first
+///     copied column-major, or, when it is deep (k ≥ 192) and the right operand column-major,
+///     read in place by a kernel of dot products of columns (`dot_gemm`);
 ///   - other large products: Eigen's own blocked kernel (general_matrix_matrix_product, the
 ///     code behind `dst.noalias() = lhs * rhs`) with packing buffers held by the caller's
 ///     `GemmScratch`: Eigen would otherwise allocate them on the heap once they exceed
@@ -24,6 +25,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <type_traits>
 
 namespace metalearn::detail {
@@ -210,6 +212,92 @@ void small_gemm(Index m, Index n, Index k, const S* a, Index lda, const S* b, In
   }
 }
 
+/// True when a product with a transposed left operand, Xᵀ B with X k × m and a column-major
+/// B, runs as dot products of columns (`dot_gemm`) instead of copying Xᵀ column-major for
+/// `small_gemm`: from a depth of 192. The copy is a register transpose bound by shuffles, about
+/// as slow as the product itself at k = m = 256 (13 µs, AVX-512); the dot products pay one
+/// reduction across a packet per element of C instead, which the depth amortises. Measured
+/// (AVX-512, float, n = 10): at k = m = 128 the copy is faster (6.3 against 9.3 µs), from 192
+/// the dot products (10.9 against 11.8; 17.3 against 21.0 at 256; 58 against 121 at 512).
+template <class S>
+constexpr bool use_dot_gemm(Index k) {
+  return k >= std::max<Index>(192, Eigen::internal::packet_traits<S>::size);
+}
+
+/// PX columns of X (x, ldx) against Q columns of B (b, ldb), k ≥ one packet deep, into
+/// C(i, j), i < PX, j < Q (c, ldc): PX·Q accumulators of one packet each run along k; the
+/// last packet is the one that ends at k, with its lanes that the previous packet already
+/// covered zeroed in X by `tail` (k mod L of the lanes kept, or none when L divides k).
+template <class S, int PX, int Q, class P>
+EIGEN_ALWAYS_INLINE void dot_gemm_block(Index k, const S* x, Index ldx, const S* b, Index ldb, S* c, Index ldc,
+                                        const P& tail, bool accumulate) {
+  namespace ei = Eigen::internal;
+  constexpr Index L = ei::packet_traits<S>::size;
+  P acc[PX][Q];
+  for (int i = 0; i < PX; ++i)
+    for (int q = 0; q < Q; ++q) acc[i][q] = ei::pset1<P>(S(0));
+  const auto step = [&](Index p, auto masked) {
+    P xs[PX];
+    for (int i = 0; i < PX; ++i) {
+      xs[i] = ei::ploadu<P>(x + i * ldx + p);
+      if constexpr (decltype(masked)::value) xs[i] = ei::pand(xs[i], tail);
+    }
+    for (int q = 0; q < Q; ++q) {
+      const P bq = ei::ploadu<P>(b + q * ldb + p);
+      for (int i = 0; i < PX; ++i) acc[i][q] = ei::pmadd(xs[i], bq, acc[i][q]);  // Σ_p X(p, i) B(p, j), L lanes
+    }
+  };
+  Index p = 0;
+  for (; p + L <= k; p += L) step(p, std::false_type{});
+  if (p < k) step(k - L, std::true_type{});
+  for (int q = 0; q < Q; ++q)
+    for (int i = 0; i < PX; ++i) {
+      S& out = c[i + q * ldc];
+      const S sum = ei::predux(acc[i][q]);  // C(i, j) = the lanes' sum
+      out = accumulate ? out + sum : sum;
+    }
+}
+
+/// C (m × n, column-major, ldc) = or += Xᵀ B for X (k × m, column-major, ldx) and B (k × n,
+/// column-major, ldb), k ≥ one packet: blocks of two columns of X by five of B (ten
+/// accumulators, which fit 16 registers), then the remaining ones. X is read in place, once
+/// per five columns of C, and no copy is made.
+template <class S>
+void dot_gemm(Index m, Index n, Index k, const S* x, Index ldx, const S* b, Index ldb, S* c, Index ldc,
+              bool accumulate) {
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<S>::type;
+  constexpr Index L = ei::packet_traits<S>::size;
+  eigen_assert(k >= L);
+  // lanes L − (k mod L) … L − 1 of the last packet are new: keep them (all bits set), zero the rest
+  S lanes[L];
+  const Index fresh = k % L;
+  std::memset(lanes, 0, sizeof(lanes));
+  std::memset(lanes + (L - fresh), 0xff, sizeof(S) * static_cast<std::size_t>(fresh));
+  const P tail = ei::ploadu<P>(lanes);
+  constexpr int Q = 5;
+  const auto rows = [&](Index i, auto px) {
+    constexpr int PX = decltype(px)::value;
+    const S* xi = x + i * ldx;
+    Index j = 0;
+    for (; j + Q <= n; j += Q)
+      dot_gemm_block<S, PX, Q>(k, xi, ldx, b + j * ldb, ldb, c + i + j * ldc, ldc, tail, accumulate);
+    const auto last = [&](auto cols) {
+      dot_gemm_block<S, PX, decltype(cols)::value>(k, xi, ldx, b + j * ldb, ldb, c + i + j * ldc, ldc, tail, accumulate);
+    };
+    switch (n - j) {
+      case 0: break;
+      case 1: last(std::integral_constant<int, 1>{}); break;
+      case 2: last(std::integral_constant<int, 2>{}); break;
+      case 3: last(std::integral_constant<int, 3>{}); break;
+      default: last(std::integral_constant<int, 4>{}); break;
+    }
+  };
+  Index i = 0;
+  for (; i + 2 <= m; i += 2) rows(i, std::integral_constant<int, 2>{});
+  if (i < m) rows(i, std::integral_constant<int, 1>{});
+}
+
 /// C (m × n, column-major, ldc) = or += A (m × k) · B (k × n); see the file comment.
 template <class S>
 void gemm_kernel(S* c, Index ldc, Index m, Index n, Index k, Operand<S> a, Operand<S> b, bool accumulate,
@@ -233,6 +321,10 @@ void gemm_kernel(S* c, Index ldc, Index m, Index n, Index k, Operand<S> a, Opera
   constexpr Index L = Eigen::internal::packet_traits<S>::size;
   const bool blocked = m > 1 && n > 1 && m + n + k >= EIGEN_GEMM_TO_COEFFBASED_THRESHOLD;
   if (blocked && use_small_gemm<S>(m, n, k)) {
+    if (a.row_major && !b.row_major && use_dot_gemm<S>(k)) {  // A = Xᵀ, deep: dot products of columns
+      dot_gemm(m, n, k, a.data, a.ld, b.data, b.ld, c, ldc, accumulate);
+      return;
+    }
     if (a.row_major) {  // the kernel reads A's columns in place: copy a transposed A column-major
       S* copy = scratch.transposed(m * k);
       transpose(a.data, k, m, a.ld, copy, m);  // A is Xᵀ for X (k × m, column-major)

@@ -98,7 +98,7 @@ struct LayerBuffers {
   Matrix<S> wt;  ///< Wᵀ of the last backward pass, when it made one (reused by the cached R-pass)
   bool wt_valid = false;
   /// Sizes the buffers of a layer with `inputs` inputs and `rows` outputs for batches of up to
-  /// `capacity` columns; `wt` only when the small-product kernel can take Wᵀ (some batch sizes).
+  /// `capacity` columns; `wt` only when products with Wᵀ copy it (see `wt_rows`).
   void resize(Index inputs, Index rows, Index capacity) {
     z.resize(rows, 2 * capacity);
     a.resize(rows, 2 * capacity);
@@ -107,9 +107,12 @@ struct LayerBuffers {
     wt.resize(wt_rows(inputs, rows), rows);
     wt_valid = false;
   }
-  /// Rows of `wt` for such a layer: its inputs, or 0 when no batch size sends Wᵀ to the kernel.
+  /// Rows of `wt` for such a layer: its inputs, or 0 when no batch size sends a copy of Wᵀ to
+  /// the small-product kernel (Eigen's blocked product packs Wᵀ itself; from 192 outputs the
+  /// products read W in place as dot products of its columns).
   static Index wt_rows(Index inputs, Index rows) {
-    return metalearn::detail::use_small_gemm<S>(inputs, 1, rows) ? inputs : 0;
+    using namespace metalearn::detail;
+    return use_small_gemm<S>(inputs, 1, rows) && !use_dot_gemm<S>(rows) ? inputs : 0;
   }
 };
 
@@ -267,13 +270,15 @@ struct DenseOps {
   using WTMat = Eigen::Matrix<S, In, Out>;
 
   // dst (+)= Wᵀ rhs. When the small-product kernel takes the product (narrow layers, small
-  // batches), Wᵀ is first copied column-major into buf.wt: the kernel wants a column-major
-  // left operand, and the cached R-pass reuses the copy. Otherwise the transposed view goes to
-  // Eigen's blocked product, which packs it itself.
+  // batches) and W has fewer than 192 rows, Wᵀ is first copied column-major into buf.wt: the
+  // kernel wants a column-major left operand, and the cached R-pass reuses the copy. Otherwise
+  // the transposed view goes to gemm, which reads W in place (dot products of its columns) or
+  // hands it to Eigen's blocked product, which packs it itself.
   template <class Dst, class Rhs>
   static void times_transposed_weights(const Layer& layer, const S* w, LayerBuffers<S>& buf, Dst&& dst, const Rhs& rhs,
                                        metalearn::detail::GemmScratch<S>& scratch) {
-    buf.wt_valid = metalearn::detail::use_small_gemm<S>(layer.input_size(), dst.cols(), layer.output_size());
+    buf.wt_valid = metalearn::detail::use_small_gemm<S>(layer.input_size(), dst.cols(), layer.output_size()) &&
+                   !metalearn::detail::use_dot_gemm<S>(layer.output_size());
     if (buf.wt_valid) {
       eigen_assert(buf.wt.rows() == layer.input_size() && buf.wt.cols() == layer.output_size());  // sized by prepare
       metalearn::detail::transpose(w, layer.output_size(), layer.input_size(), layer.output_size(), buf.wt.data(),

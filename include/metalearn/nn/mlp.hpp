@@ -113,12 +113,14 @@ struct MlpEngine {
     // may take another path than the largest one did, and Eigen's blocking sizes are not
     // monotone in the batch, so each product (m × k times k × n, up to 2c columns) reserves
     // bounds: m·k and k·n when the blocked path can take it (it packs blocks of at most that),
-    // m·k for a column-major copy of a row-major left operand (Vᵀ) when the small kernel can.
+    // m·k for a column-major copy of a row-major left operand (Vᵀ) when the small kernel can
+    // and the depth is below the dot-product path's.
     Index lhs = 0, rhs = 0, transposed = 0;
     const auto product = [&](Index m, Index n_max, Index k, bool transposed_lhs) {
+      using metalearn::detail::use_dot_gemm;
       using metalearn::detail::use_small_gemm;
       if (!use_small_gemm<S>(m, n_max, k)) lhs = std::max(lhs, m * k), rhs = std::max(rhs, k * n_max);
-      if (transposed_lhs && use_small_gemm<S>(m, 1, k)) transposed = std::max(transposed, m * k);
+      if (transposed_lhs && use_small_gemm<S>(m, 1, k) && !use_dot_gemm<S>(k)) transposed = std::max(transposed, m * k);
     };
     for (Index l = 0; l < layers; ++l) {
       const Index in = net.layer_input_size(l), out = net.layer_output_size(l), c2 = 2 * capacity;
