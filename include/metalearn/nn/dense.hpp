@@ -111,7 +111,8 @@ struct LayerBuffers {
   /// the small-product kernel (Eigen's blocked product packs Wᵀ itself; from 192 outputs the
   /// products read W in place as dot products of its columns).
   static Index wt_rows(Index inputs, Index rows) {
-    using namespace metalearn::detail;
+    using metalearn::detail::use_dot_gemm;
+    using metalearn::detail::use_small_gemm;
     return use_small_gemm<S>(inputs, 1, rows) && !use_dot_gemm<S>(rows) ? inputs : 0;
   }
 };
