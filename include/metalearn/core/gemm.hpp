@@ -119,8 +119,8 @@ void transpose(const S* src, Index rows, Index cols, Index lds, S* dst, Index ld
 #pragma GCC diagnostic pop
 #endif
 
-/// SIMD registers of the target (Eigen's count: 32 with AVX-512, else 16); the kernels size
-/// their register blocks by it.
+/// SIMD registers of the target (Eigen's count: 32 with AVX-512 or AArch64 NEON, 16 for other
+/// x86-64 targets); `small_gemm` sizes its register blocks by it.
 constexpr int simd_registers = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS;
 
 /// True when the register-blocked kernel `small_gemm` beats Eigen's blocked product: a narrow
@@ -141,7 +141,7 @@ constexpr int small_gemm_columns() {
   return q;
 }
 
-/// The most packets of rows in one panel of `small_gemm`: six with 32 registers, two with 16
+/// The most packets of rows in one panel of `small_gemm`: six with 32 registers, two with fewer
 /// (wider panels spill there).
 constexpr int small_gemm_most_packets = simd_registers >= 32 ? 6 : 2;
 
