@@ -1,5 +1,6 @@
 #include <allocation_counter.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 
@@ -52,3 +53,23 @@ void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+
+// Every executable that links this file relies on it to prove "no allocation": if another
+// definition of operator new won (a sanitizer runtime, a library's replacement), the count
+// would stay 0 and every such check would pass without proving anything. So the executable
+// checks at start-up that a call of operator new lands here, and aborts if it does not. (The
+// forms are checked one by one in tests/nn/allocation.test.cpp.)
+namespace {
+[[maybe_unused]] const bool replacement_in_use = [] {
+  const std::int64_t before = mlt::operator_new_calls().load();
+  void* p = ::operator new(1);  // a direct call: not elided like a new-expression may be
+  const bool counted = mlt::operator_new_calls().load() == before + 1;
+  ::operator delete(p);
+  if (!counted) {
+    std::fputs("allocation_counter.cpp: operator new is not the counting replacement; allocation checks "
+               "would prove nothing\n", stderr);
+    std::abort();
+  }
+  return counted;
+}();
+}  // namespace

@@ -214,15 +214,14 @@ void small_gemm(Index m, Index n, Index k, const S* a, Index lda, const S* b, In
 
 /// True when a product with a transposed left operand, Xᵀ B with X k × m and a column-major
 /// B, runs as dot products of columns (`dot_gemm`) instead of copying Xᵀ column-major for
-/// `small_gemm`: from a depth of 192. The copy is a register transpose bound by shuffles, slower
-/// than the product itself at k = m = 256 (13–15 µs against 8, AVX-512, float, n = 10); the
-/// dot products pay one reduction across a packet per element of C instead, which the depth
-/// amortises. Copy + product against dot products, same build and n: 6.3 against 9.3 µs at
-/// k = m = 128, 11.8 against 10.9 at 192, 21.0 against 17.3 at 256, 121 against 58 at 512; at
-/// n = 20 the copy stays 5–10 % ahead up to 256. The rule also means a layer with 192 outputs
-/// or more keeps no Wᵀ copy for the cached R-pass, which halved the per-step state that
-/// second-order MAML stores at width 256 (a 256 × 256 Wᵀ per inner step) and with it the
-/// stored-state traffic that made that meta-step slow when the host is busy.
+/// `small_gemm`: from a depth of 192. The copy is a register transpose bound by shuffles, about
+/// as slow as the product itself at k = m = 256; the dot products pay one reduction across a
+/// packet per element of C instead, which the depth amortises. bench_gemm's
+/// `gemm/transposed/dot/...` benchmarks time both paths paired (x_copy = dot / copy; AVX-512,
+/// float, 19:17 UTC, bench/README.md): n = 10: 1.05 at depth 128, 0.80 at 192, 0.69 at 256, 0.49
+/// at 512; n = 20: 1.39, 1.09, 0.99, 0.71. The rule also means a layer with 192 outputs or more
+/// keeps no Wᵀ copy for the cached R-pass, which halved the per-step state that second-order
+/// MAML stores at width 256 and made its long reverse sweeps fast on a busy host too.
 template <class S>
 constexpr bool use_dot_gemm(Index k) {
   return k >= std::max<Index>(192, Eigen::internal::packet_traits<S>::size);

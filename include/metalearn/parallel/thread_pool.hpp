@@ -192,7 +192,8 @@ class ThreadPool {
   void work(int worker) {
     const bool caller_last = fed_ && count_ >= size_;
     const Index end = caller_last ? count_ - 1 : count_;  // the counter's items end here
-    Index i = !fed_ ? worker : worker > 0 ? worker - 1 : caller_last ? count_ - 1 : count_;
+    Index i = worker;                                      // run
+    if (fed_) i = worker > 0 ? worker - 1 : end;           // run_fed (end is count_ − 1 or count_)
     if (i >= count_) return;
     do {
       if (fed_ && !wait_produced(i)) return;
