@@ -11,9 +11,17 @@ install(EXPORT metalearnTargets NAMESPACE metalearn:: DESTINATION "${METALEARN_C
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/metalearnConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/metalearnConfig.cmake"
   INSTALL_DESTINATION "${METALEARN_CMAKE_DIR}")
+# Before 1.0 every minor release may break the API (semantic versioning's 0.y.z), so a
+# request for 0.1 accepts 0.1.z only; from 1.0 on, any later release of the same major.
+if(PROJECT_VERSION_MAJOR EQUAL 0)
+  set(_metalearn_compatibility SameMinorVersion)
+else()
+  set(_metalearn_compatibility SameMajorVersion)
+endif()
 write_basic_package_version_file("${PROJECT_BINARY_DIR}/metalearnConfigVersion.cmake"
-  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion ARCH_INDEPENDENT)
+  VERSION ${PROJECT_VERSION} COMPATIBILITY ${_metalearn_compatibility} ARCH_INDEPENDENT)
 install(FILES "${PROJECT_BINARY_DIR}/metalearnConfig.cmake" "${PROJECT_BINARY_DIR}/metalearnConfigVersion.cmake"
+              "${PROJECT_SOURCE_DIR}/cmake/MetalearnFindEigen.cmake"
         DESTINATION "${METALEARN_CMAKE_DIR}")
 
 # pkg-config: header-only, so only Cflags; Eigen comes through Requires.
