@@ -11,7 +11,7 @@ int main() {
   Vector<float> theta(model.parameter_count());
   model.initialize(theta, rng);
 
-  // MAML with exact second-order meta-gradients (one inner step, alpha = 0.01), Adam as the
+  // MAML with exact second-order meta-gradients (one inner step, alpha = 0.001), Adam as the
   // meta-optimizer, and the sinusoid tasks of the MAML paper: y = A sin(x - phi).
   Maml maml(model, MamlOptions{});
   optim::Adam<float> adam(theta.size(), {1e-3});

@@ -5,11 +5,16 @@
 /// Including the individual headers instead keeps compile times down; the meta-learning
 /// headers (meta/) never include the networks (nn/), so a program with its own model type
 /// needs only metalearn/model.hpp and metalearn/meta/.
+///
+/// Everything here is portable C++17 and Eigen. Files are the exception and live in io/,
+/// which this header does not include: `#include <metalearn/io/checkpoint.hpp>` for
+/// checkpoints (it brings the operating system's file headers, POSIX or Windows).
 
 #include <metalearn/version.hpp>
 
 #include <metalearn/core/batch.hpp>
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/random.hpp>
 #include <metalearn/core/types.hpp>
 
@@ -37,4 +42,3 @@
 #include <metalearn/check/derivatives.hpp>
 #include <metalearn/check/meta_gradient.hpp>
 #include <metalearn/check/result.hpp>
-#include <metalearn/io/checkpoint.hpp>

@@ -1,4 +1,5 @@
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 
 #include <catch.hpp>
 
@@ -43,4 +44,38 @@ TEST_CASE("errors: check_positive rejects zero, negatives, NaN and infinity", "[
                   ml::invalid_argument);
   CHECK_THROWS_AS(ml::detail::check_positive("f", "lr", std::numeric_limits<double>::infinity()),
                   ml::invalid_argument);
+}
+
+TEST_CASE("errors: metalearn::error catches every metalearn exception, the standard catches still work",
+          "[core][error]") {
+  const auto thrower = [](int kind) {
+    switch (kind) {
+      case 0: throw ml::invalid_argument("metalearn: a: bad input");
+      case 1: throw ml::numerical_error("metalearn: b: not finite");
+      case 2: throw ml::checkpoint_error("metalearn: c: corrupt");
+      default: throw ml::logic_error("metalearn: d: internal");
+    }
+  };
+  for (int kind = 0; kind < 4; ++kind) {
+    try {
+      thrower(kind);
+      FAIL("nothing was thrown");
+    } catch (const ml::error& e) {
+      CHECK(std::string(e.what()).rfind("metalearn: ", 0) == 0);
+    }
+    try {  // one std::exception base, so this catch is not ambiguous
+      thrower(kind);
+    } catch (const std::exception& e) {
+      CHECK(std::string(e.what()).find("metalearn: ") == 0);
+    }
+  }
+  CHECK_THROWS_AS(thrower(0), std::invalid_argument);
+  CHECK_THROWS_AS(thrower(1), std::runtime_error);
+  CHECK_THROWS_AS(thrower(2), std::runtime_error);
+  CHECK_THROWS_AS(thrower(3), std::logic_error);
+}
+
+TEST_CASE("errors: without_prefix drops one leading 'metalearn: '", "[core][error]") {
+  CHECK(std::string(ml::detail::without_prefix(ml::invalid_argument("metalearn: f: x"))) == "f: x");
+  CHECK(std::string(ml::detail::without_prefix(std::runtime_error("other: y"))) == "other: y");
 }

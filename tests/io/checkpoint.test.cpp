@@ -175,6 +175,36 @@ TEMPLATE_TEST_CASE("checkpoint: save and load round-trip bit for bit; the write 
   CHECK(dir.entries() == std::vector<std::string>{"train.ckpt"});  // no temporary file left
 }
 
+TEST_CASE("checkpoint: the scalar type is deduced (no save_checkpoint<float>)", "[io][checkpoint]") {
+  mlt::TempDir dir;
+  const std::string path = dir.file("deduced.ckpt");
+  metalearn::optim::Adam<float> adam(3);
+  Vector<float> theta(3), grad(3);
+  theta << 1, 2, 3;
+  grad << 0.5f, -0.5f, 1;
+  adam.step(theta, grad);
+  struct Counters {
+    metalearn::Index it = 7, sk = 1;
+    metalearn::Index iteration() const { return it; }
+    metalearn::Index skipped() const { return sk; }
+    void restore(metalearn::Index i, metalearn::Index s) { it = i, sk = s; }
+  } trainer;
+  metalearn::Rng rng(5);
+  io::save_checkpoint(path, "model", theta, adam, trainer, rng);
+  Vector<float> loaded = Vector<float>::Zero(3);
+  metalearn::optim::Adam<float> adam2(3);
+  Counters trainer2{0, 0};
+  metalearn::Rng rng2(9);
+  io::load_checkpoint(path, "model", loaded, adam2, trainer2, rng2);
+  CHECK(loaded == theta);
+  CHECK(trainer2.iteration() == 7);
+  CHECK(rng2 == rng);
+  io::save_weights(dir.file("w.bin"), "model", theta);  // float, deduced
+  Vector<float> w = Vector<float>::Zero(3);
+  io::load_weights(dir.file("w.bin"), "model", w);
+  CHECK(w == theta);
+}
+
 TEMPLATE_TEST_CASE("checkpoint: every truncation and every single-bit flip is rejected, the objects unchanged",
                    "[io][checkpoint][corrupt]", float, double) {
   using S = TestType;
@@ -349,7 +379,7 @@ io::OptimizerState<double> optimizer_state(const Momentum& m) {
 }
 void check_optimizer_state(const Momentum& m, const io::OptimizerState<double>& s, const char* where) {
   if (s.kind != static_cast<io::OptimizerKind>(300) || s.buffers.size() != 1 || s.buffers[0].size() != m.velocity.size())
-    metalearn::detail::fail_checkpoint(where, "not the state of a Momentum optimizer of this size");
+    metalearn::detail::fail_file(where, "not the state of a Momentum optimizer of this size");
 }
 void restore_optimizer_state(Momentum& m, const io::OptimizerState<double>& s) {
   m.velocity = s.buffers[0];

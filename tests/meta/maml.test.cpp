@@ -187,7 +187,9 @@ TEST_CASE("MAML: a short meta-training run on sine tasks makes one step of adapt
   Rng rng(2026);
   Vector<float> theta(obj.parameter_count());
   obj.initialize(theta, rng);
-  Maml maml(obj, MamlOptions{});
+  MamlOptions mo;
+  mo.inner_lr = 0.01;  // a large step, so that 2000 iterations teach one step to pay off by half
+  Maml maml(obj, mo);
   metalearn::optim::Adam<float> adam(theta.size());
   SineTasks sampler(2026);
   metalearn::TrainerOptions to;

@@ -137,6 +137,58 @@ TEST_CASE("Clip: values, norm, both", "[optim][clip]") {
   CHECK_FALSE(Clip{}.enabled());
 }
 
+TEST_CASE("Clip: the scalar type is deduced from the vector", "[optim][clip]") {
+  Clip clip{0, 1.0};
+  Vector<float> f = Vector<float>::Constant(4, 2.0f);
+  clip.apply(f);  // no explicit <float>
+  CHECK(f.norm() == Catch::Approx(1.0f));
+  Vector<double> d = Vector<double>::Constant(4, 2.0), u = Vector<double>::Ones(4), scratch(4);
+  const Vector<double> raw = d;
+  clip.apply(d);
+  clip.jacobian_transpose_product(raw, u, scratch);
+  CHECK(u.norm() < 1e-12);  // u = 1 is parallel to g, which the norm clip's Jacobian removes
+}
+
+// Norms beyond float's square root (~1.8e19) and beyond double's (~1.3e154): the clipped
+// gradient must have the clip norm and point the same way, never turn into zeros or NaNs.
+TEST_CASE("Clip: norm clipping of huge gradients does not overflow", "[optim][clip]") {
+  for (float scale : {1e20f, 1e30f, 1e38f}) {
+    Vector<float> g(5);
+    g << 1, -2, 3, 0.5f, -0.25f;
+    const Vector<double> direction = g.cast<double>().normalized();
+    g *= scale;
+    Clip{0, 2.0}.apply(g);
+    REQUIRE(metalearn::detail::all_finite(g));
+    CHECK(g.cast<double>().norm() == Catch::Approx(2.0).epsilon(1e-6));
+    CHECK(mlt::max_error(Vector<double>(g.cast<double>() / 2.0), direction) < 1e-6);
+    // the Jacobian at that gradient: J u = (norm/‖g‖)(u − ĝĝᵀu), against a double reference
+    Vector<float> raw(5);
+    raw << 1, -2, 3, 0.5f, -0.25f;
+    raw *= scale;
+    Vector<float> u(5), scratch(5);
+    u << 0.3f, 0.1f, -0.2f, 1, 0;
+    const Vector<double> ud = u.cast<double>();
+    Clip{0, 2.0}.jacobian_transpose_product(raw, u, scratch);
+    const double n = raw.cast<double>().norm();
+    const Vector<double> ghat = raw.cast<double>() / n;
+    const Vector<double> expected = (2.0 / n) * (ud - ghat * ghat.dot(ud));
+    REQUIRE(metalearn::detail::all_finite(u));
+    CHECK(mlt::max_error(u.cast<double>(), expected) < 1e-6 * expected.cwiseAbs().maxCoeff() + 1e-45);
+  }
+  for (double scale : {1e160, 1e300}) {
+    Vector<double> g = Vector<double>::Constant(1000, scale);
+    Clip{0, 1.0}.apply(g);
+    REQUIRE(metalearn::detail::all_finite(g));
+    CHECK(g.norm() == Catch::Approx(1.0));
+  }
+  Vector<double> tiny = Vector<double>::Constant(10, 1e-200);  // squares underflow to zero
+  const double norm = 1e-199;                                 // ‖tiny‖ ≈ 3.2e-200: not clipped
+  Clip{0, norm}.apply(tiny);
+  CHECK(tiny[0] == 1e-200);
+  Clip{0, 1e-201}.apply(tiny);  // clipped to 1e-201 exactly in norm
+  CHECK(metalearn::detail::overflow_free_norm<double>(tiny) == Catch::Approx(1e-201));
+}
+
 TEST_CASE("Clip: the Jacobian-transpose product matches central differences of the clip", "[optim][clip][gradient]") {
   Rng rng(3);
   for (const Clip clip : {Clip{0.7, 0}, Clip{0, 1.5}, Clip{0.8, 1.2}, Clip{0, 100}}) {

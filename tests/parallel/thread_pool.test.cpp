@@ -53,6 +53,20 @@ TEST_CASE("thread pool: run calls every item once, worker w first with item w", 
   }
 }
 
+TEST_CASE("thread pool: run and run_fed take lambda temporaries and const callables", "[parallel][threads]") {
+  ThreadPool pool(2);
+  std::atomic<int> sum{0};
+  pool.run(10, [&](Index i, int) { sum += static_cast<int>(i); });  // a temporary
+  CHECK(sum == 45);
+  const auto add = [&](Index i, int) { sum += static_cast<int>(i); };  // a const lvalue
+  pool.run(10, add);
+  CHECK(sum == 90);
+  std::vector<int> made(5, 0);
+  pool.run_fed(5, [&](Index i) { made[static_cast<std::size_t>(i)] = 1; },
+               [&](Index i, int) { sum += made[static_cast<std::size_t>(i)]; });
+  CHECK(sum == 95);
+}
+
 TEST_CASE("thread pool: while one worker is held up, the others take the remaining items", "[parallel][threads]") {
   ThreadPool pool(2);
   for (bool fed : {false, true}) {

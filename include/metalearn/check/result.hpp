@@ -3,6 +3,7 @@
 /// @brief What a derivative check returns: which entries differ from the reference and by
 /// how much, with a readable report; and the options shared by the checkers.
 
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/types.hpp>
 
 #include <algorithm>
@@ -86,7 +87,8 @@ class Comparison {
   void add(Index index, double analytic, double numeric) {
     const double scale = std::max({floor_, std::abs(analytic), std::abs(numeric)});
     double error = std::abs(analytic - numeric) / scale;
-    if (std::isnan(error) || !std::isfinite(analytic) || !std::isfinite(numeric))
+    if (!metalearn::detail::is_finite(error) || !metalearn::detail::is_finite(analytic) ||
+        !metalearn::detail::is_finite(numeric))
       error = std::numeric_limits<double>::infinity();  // NaN or unassigned entries always fail
     ++result_.checked;
     if (error > result_.max_error || result_.worst_index < 0) {

@@ -7,8 +7,8 @@
 
 #include <metalearn/core/types.hpp>
 
-#include <cmath>
-#include <limits>
+#include <cstring>
+#include <exception>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -16,28 +16,58 @@
 
 namespace metalearn {
 
+/// The base of every exception metalearn throws: `catch (const metalearn::error& e)` catches
+/// them all. It is a mixin, not a std::exception: each concrete type also derives from the
+/// standard exception it has always been (`std::invalid_argument`, `std::runtime_error`,
+/// `std::logic_error`), so `catch (const std::exception&)` and the standard catches keep
+/// working and no type has two std::exception bases.
+class error {
+ public:
+  /// The message, "metalearn: <where>: <what happened>".
+  virtual const char* what() const noexcept = 0;
+  virtual ~error() = default;
+
+ protected:
+  error() = default;
+  error(const error&) = default;
+  error& operator=(const error&) = default;
+};
+
 /// Bad input to a metalearn function: a wrong shape, an empty batch, a label out of range,
 /// a non-finite value, an option out of its domain. The message names what was expected
 /// and what came.
-class invalid_argument : public std::invalid_argument {
+class invalid_argument : public std::invalid_argument, public error {
  public:
   using std::invalid_argument::invalid_argument;
+  const char* what() const noexcept override { return std::invalid_argument::what(); }
 };
 
 /// A computation produced a non-finite value where the caller asked for it to be an error
 /// (for example a non-finite meta-gradient under `NonFinitePolicy::throw_error`).
-class numerical_error : public std::runtime_error {
+class numerical_error : public std::runtime_error, public error {
  public:
   using std::runtime_error::runtime_error;
+  const char* what() const noexcept override { return std::runtime_error::what(); }
 };
 
-/// A checkpoint or weights file that cannot be used: unreadable or unwritable, truncated,
-/// corrupt (checksum), of another format version or scalar type, or written for another
-/// model or optimizer than the one it is loaded into. The message names the file and what
-/// mismatched; the objects it was to be loaded into are unchanged.
-class checkpoint_error : public std::runtime_error {
+/// A file that cannot be used — a checkpoint, a weights file, a data file (IDX): unreadable
+/// or unwritable, truncated, corrupt (checksum, gzip stream), of another format version or
+/// scalar type, or holding other shapes or another model than the caller expects. The message
+/// names the file and what mismatched; the objects it was to be loaded into are unchanged.
+class file_error : public std::runtime_error, public error {
  public:
   using std::runtime_error::runtime_error;
+  const char* what() const noexcept override { return std::runtime_error::what(); }
+};
+
+/// The name `file_error` had when only checkpoints were files (the same type).
+using checkpoint_error = file_error;
+
+/// A broken internal invariant of metalearn (a bug in the library, never the caller's input).
+class logic_error : public std::logic_error, public error {
+ public:
+  using std::logic_error::logic_error;
+  const char* what() const noexcept override { return std::logic_error::what(); }
 };
 
 namespace detail {
@@ -57,10 +87,10 @@ template <class... Args>
   throw metalearn::invalid_argument(concat("metalearn: ", where, ": ", std::forward<Args>(details)...));
 }
 
-/// Throws `metalearn::checkpoint_error` whose message is "metalearn: <where>: <details>".
+/// Throws `metalearn::file_error` whose message is "metalearn: <where>: <details>".
 template <class... Args>
-[[noreturn]] void fail_checkpoint(const char* where, Args&&... details) {
-  throw metalearn::checkpoint_error(concat("metalearn: ", where, ": ", std::forward<Args>(details)...));
+[[noreturn]] void fail_file(const char* where, Args&&... details) {
+  throw metalearn::file_error(concat("metalearn: ", where, ": ", std::forward<Args>(details)...));
 }
 
 /// Throws unless `actual == expected`: "<what> has <actual> <unit>, expected <expected>".
@@ -69,31 +99,13 @@ inline void check_size(const char* where, const char* what, Index actual, Index 
   if (actual != expected) fail(where, what, " has ", actual, " ", unit, ", expected ", expected);
 }
 
-/// True when every coefficient of `x` is finite. Vectorised: x·0 is 0 for finite x and NaN for
-/// ±∞ and NaN, so the sum is 0 exactly when all are finite (Eigen's allFinite() is a scalar
-/// loop). Not valid under -ffast-math, which metalearn does not use.
-template <class Derived>
-bool all_finite(const Eigen::DenseBase<Derived>& x) {
-  using S = typename Derived::Scalar;
-  return (x.derived().array() * S(0)).sum() == S(0);
-}
-
-/// Throws unless every coefficient of `x` is finite, naming the first offending entry.
-template <class Derived>
-void check_finite(const char* where, const char* what, const Eigen::DenseBase<Derived>& x) {
-  if (all_finite(x)) return;
-  for (Index j = 0; j < x.cols(); ++j) {
-    for (Index i = 0; i < x.rows(); ++i) {
-      using std::isfinite;
-      if (!isfinite(x(i, j))) fail(where, what, " must be finite, but entry (", i, ", ", j, ") is ", x(i, j));
-    }
-  }
-}
-
-/// Throws unless `value` is finite and positive.
-inline void check_positive(const char* where, const char* what, double value) {
-  if (!(value > 0.0) || value == std::numeric_limits<double>::infinity())
-    fail(where, what, " must be finite and > 0, got ", value);
+/// The message of a metalearn exception without its leading "metalearn: ", so that a caller
+/// that adds its own context (`fail(where, "task 3: ", without_prefix(e))`) writes the
+/// prefix once.
+inline const char* without_prefix(const std::exception& e) {
+  const char* m = e.what();
+  constexpr char prefix[] = "metalearn: ";
+  return std::strncmp(m, prefix, sizeof(prefix) - 1) == 0 ? m + sizeof(prefix) - 1 : m;
 }
 
 }  // namespace detail

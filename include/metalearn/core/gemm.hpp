@@ -148,8 +148,7 @@ constexpr int small_gemm_most_packets = simd_registers >= 32 ? 6 : 2;
 /// Packets of rows per panel of `small_gemm` for m rows. With 32 registers a result of up to
 /// six packets is one panel; taller ones are cut into panels of at most four packets, so that
 /// five columns fit beside them and A is streamed once per five columns of C (panels of six
-/// packets with blocks of four columns and then single ones streamed a 256 × 256 A four times
-/// for ten columns, and ran half as fast).
+/// packets with blocks of four columns, then single ones, streamed it four times for ten).
 template <class S>
 constexpr Index small_gemm_panel_packets(Index m) {
   constexpr Index L = Eigen::internal::packet_traits<S>::size;
@@ -159,7 +158,7 @@ constexpr Index small_gemm_panel_packets(Index m) {
 
 /// Q columns j0 … j0 + Q − 1 of a panel of m rows of C: C(:, j) = or += A B(:, j), with R
 /// packets of rows and Q columns in registers while the k columns of A stream through. Always
-/// inlined: as a call, the width-40 products ran 10–20 % slower.
+/// inlined: as a call it is measurably slower on the paper's width-40 products.
 template <class S, int R, int Q>
 EIGEN_ALWAYS_INLINE void small_gemm_block(Index m, Index j0, Index k, const S* a, Index lda, const S* b, Index bs,
                                           Index bt, S* c, Index ldc, bool accumulate) {
@@ -214,14 +213,11 @@ void small_gemm(Index m, Index n, Index k, const S* a, Index lda, const S* b, In
 
 /// True when a product with a transposed left operand, Xᵀ B with X k × m and a column-major
 /// B, runs as dot products of columns (`dot_gemm`) instead of copying Xᵀ column-major for
-/// `small_gemm`: from a depth of 192. The copy is a register transpose bound by shuffles, about
-/// as slow as the product itself at k = m = 256; the dot products pay one reduction across a
-/// packet per element of C instead, which the depth amortises. bench_gemm's
-/// `gemm/transposed/dot/...` benchmarks time both paths paired (x_copy = dot / copy; AVX-512,
-/// float, 19:17 UTC, bench/README.md): n = 10: 1.05 at depth 128, 0.80 at 192, 0.69 at 256, 0.49
-/// at 512; n = 20: 1.39, 1.09, 0.99, 0.71. The rule also means a layer with 192 outputs or more
-/// keeps no Wᵀ copy for the cached R-pass, which halved the per-step state that second-order
-/// MAML stores at width 256 and made its long reverse sweeps fast on a busy host too.
+/// `small_gemm`: from a depth of 192. The copy is a register transpose bound by shuffles; the
+/// dot products pay one reduction per element of C instead, which the depth amortises
+/// (bench_gemm's `gemm/transposed/...` rows time both; bench/README.md has the crossover). A
+/// layer with 192 outputs or more thus keeps no Wᵀ copy for the cached R-pass, which halves
+/// the per-step state that second-order MAML stores at width 256.
 template <class S>
 constexpr bool use_dot_gemm(Index k) {
   return k >= std::max<Index>(192, Eigen::internal::packet_traits<S>::size);

@@ -44,12 +44,13 @@
 /// metalearn's networks, or any text that identifies the shape of a user model. A checkpoint
 /// loads only into a model with the identical description and parameter count.
 ///
-/// Typical use with `MetaTrainer` (the scalar type is given explicitly):
+/// Typical use with `MetaTrainer` (the scalar type is the optimizer's, or given explicitly as
+/// in `save_checkpoint<float>(…)`):
 /// @code
 /// namespace io = metalearn::io;
-/// io::save_checkpoint<float>("run.ckpt", objective.describe(), theta, adam, trainer, sampler.rng());
+/// io::save_checkpoint("run.ckpt", objective.describe(), theta, adam, trainer, sampler.rng());
 /// // later, in a fresh process, with objects built the same way:
-/// io::load_checkpoint<float>("run.ckpt", objective.describe(), theta, adam, trainer, sampler.rng());
+/// io::load_checkpoint("run.ckpt", objective.describe(), theta, adam, trainer, sampler.rng());
 /// trainer.run(theta, remaining);  // continues bit for bit
 /// @endcode
 ///
@@ -60,6 +61,7 @@
 /// provided here for `optim::Adam` and `optim::Sgd`; write the same three for your own.
 
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/random.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/io/atomic_file.hpp>
@@ -103,6 +105,7 @@ inline constexpr std::uint32_t checkpoint_max_buffers = 64;
 /// An optimizer's state as stored in a checkpoint.
 template <class Scalar>
 struct OptimizerState {
+  using scalar_type = Scalar;                ///< float or double
   OptimizerKind kind = OptimizerKind::none;  ///< which optimizer
   std::int64_t steps = 0;                    ///< steps taken (≥ 0)
   std::vector<Vector<Scalar>> buffers;       ///< its vectors, each of the parameter count
@@ -144,20 +147,21 @@ namespace detail {
 template <class Scalar>
 void check_state_shape(const OptimizerState<Scalar>& s, OptimizerKind kind, const char* name, std::size_t buffers,
                        Index parameters, const char* where) {
-  using metalearn::detail::fail_checkpoint;
+  using metalearn::detail::fail_file;
   static constexpr const char* kinds[] = {"none", "Adam", "SGD"};
   const auto k = static_cast<std::uint32_t>(s.kind);
   if (s.kind != kind)
-    fail_checkpoint(where, "the checkpoint holds the state of optimizer '", k < 3 ? kinds[k] : "unknown",
+    fail_file(where, "the checkpoint holds the state of optimizer '", k < 3 ? kinds[k] : "unknown",
                     "', expected ", name);
   if (s.buffers.size() != buffers)
-    fail_checkpoint(where, name, " state has ", s.buffers.size(), " buffers, expected ", buffers);
-  if (s.steps < 0) fail_checkpoint(where, name, " step count is ", s.steps, ", expected >= 0");
+    fail_file(where, name, " state has ", s.buffers.size(), " buffers, expected ", buffers);
+  if (s.steps < 0) fail_file(where, name, " step count is ", s.steps, ", expected >= 0");
   for (std::size_t b = 0; b < buffers; ++b) {
     if (s.buffers[b].size() != parameters)
-      fail_checkpoint(where, name, " buffer ", b, " has ", s.buffers[b].size(), " entries, the optimizer has ",
+      fail_file(where, name, " buffer ", b, " has ", s.buffers[b].size(), " entries, the optimizer has ",
                       parameters, " parameters");
-    if (!s.buffers[b].allFinite()) fail_checkpoint(where, name, " buffer ", b, " holds non-finite values");
+    if (!metalearn::detail::all_finite(s.buffers[b]))
+      fail_file(where, name, " buffer ", b, " holds non-finite values");
   }
 }
 }  // namespace detail
@@ -167,7 +171,7 @@ template <class Scalar>
 void check_optimizer_state(const optim::Adam<Scalar>& adam, const OptimizerState<Scalar>& state, const char* where) {
   detail::check_state_shape(state, OptimizerKind::adam, "Adam", 2, adam.parameter_count(), where);
   if ((state.buffers[1].array() < Scalar(0)).any())
-    metalearn::detail::fail_checkpoint(where, "Adam's second moment has negative entries");
+    metalearn::detail::fail_file(where, "Adam's second moment has negative entries");
 }
 
 /// Restores Adam's state (after `check_optimizer_state`).
@@ -193,6 +197,24 @@ template <class Scalar>
 void restore_optimizer_state(optim::Sgd<Scalar>& sgd, const OptimizerState<Scalar>& state) {
   sgd.restore(state.buffers[0], state.steps);
 }
+
+namespace detail {
+/// The scalar type of an optimizer's checkpoint state (`optimizer_state(opt)`, found by
+/// argument-dependent lookup for user optimizers).
+template <class Optimizer>
+using optimizer_scalar_t = typename decltype(optimizer_state(std::declval<const Optimizer&>()))::scalar_type;
+/// `Scalar` when given explicitly (`save_checkpoint<float>(…)`), else the optimizer's.
+template <class Scalar, class Optimizer>
+struct checkpoint_scalar {
+  using type = Scalar;
+};
+template <class Optimizer>
+struct checkpoint_scalar<void, Optimizer> {
+  using type = optimizer_scalar_t<Optimizer>;
+};
+template <class Scalar, class Optimizer>
+using checkpoint_scalar_t = typename checkpoint_scalar<Scalar, Optimizer>::type;
+}  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
 // Encoding and decoding.
@@ -314,7 +336,7 @@ class Reader {
 
   template <class... Args>
   [[noreturn]] void fail(Args&&... details) const {
-    metalearn::detail::fail_checkpoint(where_, "'", source_, "': ", std::forward<Args>(details)...);
+    metalearn::detail::fail_file(where_, "'", source_, "': ", std::forward<Args>(details)...);
   }
 
  private:
@@ -368,7 +390,7 @@ inline void finish_body(const Reader& r) {
 
 inline void check_counters(std::int64_t iteration, std::int64_t skipped, const char* where, const std::string& source) {
   if (iteration < 0 || skipped < 0 || skipped > iteration)
-    metalearn::detail::fail_checkpoint(where, "'", source, "': trainer counters must satisfy 0 <= skipped <= iteration, got ",
+    metalearn::detail::fail_file(where, "'", source, "': trainer counters must satisfy 0 <= skipped <= iteration, got ",
                                        skipped, " and ", iteration);
 }
 
@@ -393,13 +415,14 @@ std::vector<unsigned char> encode(const TrainingCheckpoint<Scalar>& c) {
   if (c.model.size() > checkpoint_max_string || c.metadata.size() > checkpoint_max_string)
     fail(where, "the model description and the metadata must be at most ", checkpoint_max_string, " bytes");
   if (c.theta.size() == 0) fail(where, "theta is empty");
-  if (!c.theta.allFinite())  // a diverged run must not overwrite the last good checkpoint
+  if (!metalearn::detail::all_finite(c.theta))  // a diverged run must not overwrite the last good checkpoint
     fail(where, "theta holds non-finite values; refusing to save them");
   for (std::size_t b = 0; b < c.optimizer.buffers.size(); ++b) {
     if (c.optimizer.buffers[b].size() != c.theta.size())
       fail(where, "optimizer buffer ", b, " has ", c.optimizer.buffers[b].size(), " entries, expected ", c.theta.size(),
            " (the parameter count)");
-    if (!c.optimizer.buffers[b].allFinite()) fail(where, "optimizer buffer ", b, " holds non-finite values");
+    if (!metalearn::detail::all_finite(c.optimizer.buffers[b]))
+      fail(where, "optimizer buffer ", b, " holds non-finite values");
   }
   if (c.optimizer.steps < 0) fail(where, "optimizer step count must be >= 0, got ", c.optimizer.steps);
   const int buffers = detail::expected_buffers(static_cast<std::uint32_t>(c.optimizer.kind));
@@ -438,7 +461,7 @@ TrainingCheckpoint<Scalar> decode_training(const unsigned char* data, std::size_
   c.metadata = r.string("the metadata");
   c.theta = r.template vector<Scalar>("theta");
   if (c.theta.size() == 0) r.fail("theta is empty");
-  if (!c.theta.allFinite()) r.fail("theta holds non-finite values");
+  if (!metalearn::detail::all_finite(c.theta)) r.fail("theta holds non-finite values");
   const std::uint32_t kind = r.u32("the optimizer kind");
   const int expected = detail::expected_buffers(kind);
   if (expected == -2) r.fail("unknown optimizer kind ", kind);
@@ -455,7 +478,8 @@ TrainingCheckpoint<Scalar> decode_training(const unsigned char* data, std::size_
     if (c.optimizer.buffers.back().size() != c.theta.size())
       r.fail("optimizer buffer ", b, " has ", c.optimizer.buffers.back().size(), " entries, theta has ",
              c.theta.size());
-    if (!c.optimizer.buffers.back().allFinite()) r.fail("optimizer buffer ", b, " holds non-finite values");
+    if (!metalearn::detail::all_finite(c.optimizer.buffers.back()))
+      r.fail("optimizer buffer ", b, " holds non-finite values");
   }
   c.iteration = r.i64("the trainer iteration");
   c.skipped = r.i64("the skipped count");
@@ -474,7 +498,8 @@ std::vector<unsigned char> encode(const WeightsFile<Scalar>& f) {
     metalearn::detail::fail(where, "the model description and the metadata must be at most ", checkpoint_max_string,
                             " bytes");
   if (f.theta.size() == 0) metalearn::detail::fail(where, "the weights are empty");
-  if (!f.theta.allFinite()) metalearn::detail::fail(where, "the weights hold non-finite values; refusing to save them");
+  if (!metalearn::detail::all_finite(f.theta))
+    metalearn::detail::fail(where, "the weights hold non-finite values; refusing to save them");
   detail::Writer w;
   w.header(FileKind::weights, detail::scalar_code<Scalar>());
   w.string(f.model);
@@ -493,7 +518,7 @@ WeightsFile<Scalar> decode_weights(const unsigned char* data, std::size_t size, 
   f.metadata = r.string("the metadata");
   f.theta = r.template vector<Scalar>("the weights");
   if (f.theta.size() == 0) r.fail("the weights are empty");
-  if (!f.theta.allFinite()) r.fail("the weights hold non-finite values");
+  if (!metalearn::detail::all_finite(f.theta)) r.fail("the weights hold non-finite values");
   detail::finish_body(r);
   return f;
 }
@@ -527,11 +552,11 @@ void write_checkpoint(const std::string& path, const TrainingCheckpoint<Scalar>&
 /// @param metadata    free-form text stored beside (e.g. the training configuration)
 /// Throws `invalid_argument` on inconsistent arguments (nothing is written) and
 /// `checkpoint_error` if the file cannot be written (the old file is kept).
-template <class Scalar, class Optimizer, class Trainer>
-void save_checkpoint(const std::string& path, const std::string& model, ConstVectorRef<Scalar> theta,
-                     const Optimizer& optimizer, const Trainer& trainer, const Rng& sampler_rng,
-                     const std::string& metadata = {}) {
-  TrainingCheckpoint<Scalar> c;
+template <class Scalar = void, class Optimizer, class Trainer>
+void save_checkpoint(const std::string& path, const std::string& model,
+                     ConstVectorRef<detail::checkpoint_scalar_t<Scalar, Optimizer>> theta, const Optimizer& optimizer,
+                     const Trainer& trainer, const Rng& sampler_rng, const std::string& metadata = {}) {
+  TrainingCheckpoint<detail::checkpoint_scalar_t<Scalar, Optimizer>> c;
   c.model = model;
   c.metadata = metadata;
   c.theta = theta;
@@ -553,16 +578,16 @@ void restore_checkpoint(const TrainingCheckpoint<Scalar>& c, const std::string& 
                         typename TrainingCheckpoint<Scalar>::Ref theta,
                         Optimizer& optimizer, Trainer& trainer, Rng& sampler_rng,
                         const std::string& source = "<memory>", const char* where = "io::restore_checkpoint") {
-  using metalearn::detail::fail_checkpoint;
+  using metalearn::detail::fail_file;
   if (c.model != model)
-    fail_checkpoint(where, "'", source, "' is a checkpoint of model '", c.model, "', expected '", model, "'");
+    fail_file(where, "'", source, "' is a checkpoint of model '", c.model, "', expected '", model, "'");
   if (c.theta.size() != theta.size())
-    fail_checkpoint(where, "'", source, "': theta has ", c.theta.size(), " parameters, the model has ", theta.size());
+    fail_file(where, "'", source, "': theta has ", c.theta.size(), " parameters, the model has ", theta.size());
   const std::string context = metalearn::detail::concat(where, ": '", source, "'");
   check_optimizer_state(optimizer, c.optimizer, context.c_str());
   detail::check_counters(c.iteration, c.skipped, where, source);
   if (!detail::rng_state_valid(c.sampler_rng))
-    fail_checkpoint(where, "'", source, "': the sampler's RNG state is all zero (invalid)");
+    fail_file(where, "'", source, "': the sampler's RNG state is all zero (invalid)");
   // Commit: nothing below throws after the checks above.
   theta = c.theta;
   restore_optimizer_state(optimizer, c.optimizer);
@@ -573,12 +598,14 @@ void restore_checkpoint(const TrainingCheckpoint<Scalar>& c, const std::string& 
 /// Loads the checkpoint at `path` into the objects of a training run (`read_checkpoint`, then
 /// `restore_checkpoint`). Returns the checkpoint's metadata. On any error throws
 /// `checkpoint_error` and every object is unchanged.
-template <class Scalar, class Optimizer, class Trainer>
-std::string load_checkpoint(const std::string& path, const std::string& model, VectorRef<Scalar> theta,
-                            Optimizer& optimizer, Trainer& trainer, Rng& sampler_rng) {
+template <class Scalar = void, class Optimizer, class Trainer>
+std::string load_checkpoint(const std::string& path, const std::string& model,
+                            VectorRef<detail::checkpoint_scalar_t<Scalar, Optimizer>> theta, Optimizer& optimizer,
+                            Trainer& trainer, Rng& sampler_rng) {
+  using S = detail::checkpoint_scalar_t<Scalar, Optimizer>;
   constexpr const char* where = "io::load_checkpoint";
   const std::vector<unsigned char> bytes = read_file(path, where);
-  const TrainingCheckpoint<Scalar> c = decode_training<Scalar>(bytes.data(), bytes.size(), path, where);
+  const TrainingCheckpoint<S> c = decode_training<S>(bytes.data(), bytes.size(), path, where);
   restore_checkpoint(c, model, theta, optimizer, trainer, sampler_rng, path, where);
   return c.metadata;
 }
@@ -590,6 +617,17 @@ void save_weights(const std::string& path, const std::string& model, ConstVector
                   const std::string& metadata = {}) {
   const std::vector<unsigned char> bytes = encode(WeightsFile<Scalar>{model, metadata, theta});
   write_file_atomically(path, bytes.data(), bytes.size(), "io::save_weights");
+}
+
+/// Saves float weights (the scalar type deduced; see the template above).
+inline void save_weights(const std::string& path, const std::string& model, ConstVectorRef<float> theta,
+                         const std::string& metadata = {}) {
+  save_weights<float>(path, model, theta, metadata);
+}
+/// Saves double weights (the scalar type deduced; see the template above).
+inline void save_weights(const std::string& path, const std::string& model, ConstVectorRef<double> theta,
+                         const std::string& metadata = {}) {
+  save_weights<double>(path, model, theta, metadata);
 }
 
 /// Reads a weights file (any model).
@@ -608,13 +646,22 @@ std::string load_weights(const std::string& path, const std::string& model, Vect
   const std::vector<unsigned char> bytes = read_file(path, where);
   WeightsFile<Scalar> f = decode_weights<Scalar>(bytes.data(), bytes.size(), path, where);
   if (f.model != model)
-    metalearn::detail::fail_checkpoint(where, "'", path, "' holds weights of model '", f.model, "', expected '", model,
+    metalearn::detail::fail_file(where, "'", path, "' holds weights of model '", f.model, "', expected '", model,
                                        "'");
   if (f.theta.size() != theta.size())
-    metalearn::detail::fail_checkpoint(where, "'", path, "' holds ", f.theta.size(), " weights, the model has ",
+    metalearn::detail::fail_file(where, "'", path, "' holds ", f.theta.size(), " weights, the model has ",
                                        theta.size());
   theta = f.theta;
   return std::move(f.metadata);
+}
+
+/// Loads float weights (the scalar type deduced; see the template above).
+inline std::string load_weights(const std::string& path, const std::string& model, VectorRef<float> theta) {
+  return load_weights<float>(path, model, theta);
+}
+/// Loads double weights (the scalar type deduced; see the template above).
+inline std::string load_weights(const std::string& path, const std::string& model, VectorRef<double> theta) {
+  return load_weights<double>(path, model, theta);
 }
 
 }  // namespace metalearn::io

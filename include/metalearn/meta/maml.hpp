@@ -34,6 +34,7 @@
 /// support or query set it meets, and meta-batches of equal-sized tasks never grow it again).
 
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/model.hpp>
 #include <metalearn/optim/clip.hpp>
@@ -76,7 +77,7 @@ enum class Order {
 
 /// Options of `Maml`.
 struct MamlOptions {
-  double inner_lr = 0.01;            ///< α, the inner-loop learning rate (finite, > 0)
+  double inner_lr = 1e-3;            ///< α, the inner-loop learning rate (finite, > 0); the MAML authors' code default
   int inner_steps = 1;               ///< K, inner steps during meta-training (≥ 0; ≥ 1 for second order)
   Order order = Order::second;       ///< meta-gradient
   Clip inner_clip{};                 ///< clipping of each inner gradient (off by default)
@@ -120,7 +121,7 @@ class Maml {
         detail::fail(where, "step_weights has ", options_.step_weights.size(), " entries, expected inner_steps = ",
                      options_.inner_steps);
       for (double w : options_.step_weights)
-        if (!std::isfinite(w)) detail::fail(where, "step_weights must be finite, got ", w);
+        if (!detail::is_finite(w)) detail::fail(where, "step_weights must be finite, got ", w);
     }
     if (options_.threads < 1) detail::fail(where, "threads must be >= 1, got ", options_.threads);
     const Index p = model_.parameter_count();
@@ -298,7 +299,7 @@ class Maml {
     wk.thetas.col(0) = theta;
     for (int k = 0; k < steps; ++k) {
       model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.ws);
-      if (options_.inner_clip.enabled()) options_.inner_clip.template apply<Scalar>(wk.g);
+      if (options_.inner_clip.enabled()) options_.inner_clip.apply(wk.g);
       wk.thetas.col((k + 1) & 1) = wk.thetas.col(k & 1) - alpha() * wk.g;  // θ_{k+1} = θ_k − α c(∇L_s(θ_k))
       after_step(k + 1, wk.thetas.col((k + 1) & 1));
     }
@@ -395,7 +396,7 @@ class Maml {
   // number of tasks into `grad`; returns the mean loss.
   Scalar average(Index count, VectorRef<Scalar> grad) {
     if (adding_->added != adding_->blocks)  // cannot happen (see add_finished_blocks); one comparison
-      throw std::logic_error(detail::concat("metalearn: Maml: internal error: ", adding_->added, " of ",
+      throw metalearn::logic_error(detail::concat("metalearn: Maml: internal error: ", adding_->added, " of ",
                                             adding_->blocks, " blocks were added to the meta-gradient"));
     return mean(count, adding_->loss, grad);
   }
@@ -429,7 +430,7 @@ class Maml {
     try {
       return task_gradient_impl(wk, theta, task);
     } catch (const metalearn::invalid_argument& e) {
-      throw metalearn::invalid_argument(detail::concat("metalearn: Maml: task ", t, ": ", e.what()));
+      throw metalearn::invalid_argument(detail::concat("metalearn: Maml: task ", t, ": ", detail::without_prefix(e)));
     }
   }
 
@@ -454,7 +455,7 @@ class Maml {
                                use_cached() ? wk.step_ws[static_cast<std::size_t>(k)] : wk.ws);  // g = ∇L_s(θ_k)
       if (clip) {
         if (second) wk.raw.col(k) = wk.g;
-        options_.inner_clip.template apply<Scalar>(wk.g);
+        options_.inner_clip.apply(wk.g);
       }
       slot(k + 1) = theta_k(k) - alpha() * wk.g;  // θ_{k+1} = θ_k − α c(g)
       const Scalar wq = weight(k + 1);
@@ -480,7 +481,7 @@ class Maml {
       for (int k = steps - 1; k >= 0; --k) {
         if (clip) {
           wk.w = wk.u;
-          options_.inner_clip.template jacobian_transpose_product<Scalar>(wk.raw.col(k), wk.w, wk.clip_scratch);  // J_cᵀ u
+          options_.inner_clip.jacobian_transpose_product(wk.raw.col(k), wk.w, wk.clip_scratch);  // J_cᵀ u
         }
         hessian_vector_product(wk, k, theta_k(k), task.support, clip ? wk.w : wk.u, wk.hv);  // H_s(θ_k) J_cᵀ u
         wk.u -= alpha() * wk.hv;                                                             // u ← u − α H_s J_cᵀ u

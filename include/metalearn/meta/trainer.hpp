@@ -4,6 +4,7 @@
 /// with a meta-optimizer, report progress; never applying a non-finite update.
 
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/optim/clip.hpp>
 
@@ -111,15 +112,15 @@ class MetaTrainer {
         loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_);
       }
       Progress progress;
-      if (!std::isfinite(static_cast<double>(loss)) || !detail::all_finite(grad_)) {
+      if (!detail::is_finite(loss) || !detail::all_finite(grad_)) {
         if (options_.on_non_finite == NonFinitePolicy::throw_error)
           throw numerical_error(detail::concat("metalearn: MetaTrainer: meta-iteration ", iteration_ + 1,
-                                               ": non-finite meta-", std::isfinite(static_cast<double>(loss)) ? "gradient" : "loss",
+                                               ": non-finite meta-", detail::is_finite(loss) ? "gradient" : "loss",
                                                " (meta-loss ", loss, "); parameters and optimizer state left unchanged"));
         progress.skipped = true;
         ++skipped_;
       } else {
-        options_.meta_clip.template apply<Scalar>(grad_);
+        options_.meta_clip.apply(grad_);
         optimizer_.step(theta, grad_);
       }
       ++iteration_;

@@ -6,6 +6,7 @@
 /// and sets the biases to zero, so a seed reproduces the parameters bit for bit.
 
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/random.hpp>
 #include <metalearn/core/types.hpp>
 

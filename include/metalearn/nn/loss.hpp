@@ -12,6 +12,7 @@
 ///     (assigns RG = ∇²_Y L · R).
 
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/types.hpp>
 
 #include <cmath>
@@ -136,7 +137,7 @@ struct BinaryCrossEntropyWithLogits {
                    " (outputs x examples)");
     for (Index j = 0; j < n; ++j)
       for (Index i = 0; i < outputs; ++i)
-        if (!(t(i, j) >= S(0) && t(i, j) <= S(1)))
+        if (!metalearn::detail::is_finite(t(i, j)) || !(t(i, j) >= S(0) && t(i, j) <= S(1)))
           metalearn::detail::fail(where, "target (", i, ", ", j, ") is ", t(i, j), ", expected a probability in [0, 1]");
   }
 

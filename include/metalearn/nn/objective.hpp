@@ -4,6 +4,7 @@
 
 #include <metalearn/core/batch.hpp>
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/random.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/nn/init.hpp>

@@ -3,6 +3,7 @@
 /// @brief Adam on a flat parameter vector, with its state sized once.
 
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/optim/subnormal.hpp>
 
@@ -33,8 +34,10 @@ class Adam {
   explicit Adam(Index parameters, Options options = {})
       : options_(options), m_(Vector<Scalar>::Zero(checked_count(parameters))), v_(Vector<Scalar>::Zero(parameters)) {
     detail::check_positive("optim::Adam", "lr", options.lr);
-    if (!(options.beta1 >= 0 && options.beta1 < 1)) detail::fail("optim::Adam", "beta1 must be in [0, 1), got ", options.beta1);
-    if (!(options.beta2 >= 0 && options.beta2 < 1)) detail::fail("optim::Adam", "beta2 must be in [0, 1), got ", options.beta2);
+    if (!detail::is_finite(options.beta1) || !(options.beta1 >= 0 && options.beta1 < 1))
+      detail::fail("optim::Adam", "beta1 must be in [0, 1), got ", options.beta1);
+    if (!detail::is_finite(options.beta2) || !(options.beta2 >= 0 && options.beta2 < 1))
+      detail::fail("optim::Adam", "beta2 must be in [0, 1), got ", options.beta2);
     detail::check_positive("optim::Adam", "epsilon", options.epsilon);
   }
 

@@ -3,6 +3,7 @@
 /// @brief Stochastic gradient descent with (Nesterov) momentum on a flat parameter vector.
 
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/optim/subnormal.hpp>
 
@@ -30,7 +31,7 @@ class Sgd {
   explicit Sgd(Index parameters, Options options = {})
       : options_(options), b_(Vector<Scalar>::Zero(checked_count(parameters))) {
     detail::check_positive("optim::Sgd", "lr", options.lr);
-    if (!(options.momentum >= 0 && options.momentum < 1))
+    if (!detail::is_finite(options.momentum) || !(options.momentum >= 0 && options.momentum < 1))
       detail::fail("optim::Sgd", "momentum must be in [0, 1), got ", options.momentum);
   }
 

@@ -6,9 +6,8 @@
 /// ReLU unit's weights) passes through the subnormal range on its way to zero: Adam's first
 /// moment, decaying by β₁ = 0.9 per step, spends about 150 steps there in float, and units die
 /// at different times, so late in meta-training some entries always are. Arithmetic on
-/// subnormals takes a slow microcode path on x86: measured in a MAML meta-training loop on the
-/// paper's network (1 761 parameters), an Adam step took 8.3–9.0 µs with them and 1.4–2.5 µs
-/// with the flush. The callers bound the effect of the flush on θ.
+/// subnormals takes a slow microcode path on x86 (an Adam step several times slower;
+/// bench/README.md has the measurement). The callers bound the effect of the flush on θ.
 
 #include <metalearn/core/types.hpp>
 

@@ -67,7 +67,7 @@ class ThreadPool {
   /// If calls throw, the first exception thrown (in time) is rethrown after all finish. Not
   /// reentrant: one `run` (or `run_fed`) at a time per pool.
   template <class F>
-  void run(Index count, F& f) {
+  void run(Index count, F&& f) {
     if (count <= 0) return;
     if (size_ == 1 || count == 1) {
       sequential(count, f, nullptr);
@@ -88,7 +88,7 @@ class ThreadPool {
   /// throws, the items before i still run, none from i on does, and the first exception
   /// thrown (in time; on one thread, produce's) is rethrown after the running ones finish.
   template <class P, class F>
-  void run_fed(Index count, P& produce, F& f) {
+  void run_fed(Index count, P&& produce, F&& f) {
     if (count <= 0) return;
     if (size_ == 1 || count == 1) {
       Index produced = 0;
@@ -150,7 +150,7 @@ class ThreadPool {
   template <class F>
   void start(Index count, F& f, bool fed) {
     job_ = &trampoline<F>;
-    context_ = &f;
+    context_ = const_cast<void*>(static_cast<const void*>(&f));  // trampoline<F> restores F's constness
     count_ = count;
     fed_ = fed;
     error_ = nullptr;

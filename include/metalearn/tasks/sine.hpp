@@ -9,6 +9,7 @@
 
 #include <metalearn/core/batch.hpp>
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/random.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/tasks/task.hpp>
@@ -49,10 +50,12 @@ class SineTasks {
   /// A sampler drawing from `Rng(seed, stream)`.
   explicit SineTasks(std::uint64_t seed, Options options = {}, std::uint64_t stream = 0)
       : options_(options), rng_(seed, stream) {
-    if (!(options.amplitude_min <= options.amplitude_max) || !(options.phase_min <= options.phase_max) ||
-        !(options.x_min < options.x_max) || !std::isfinite(options.amplitude_max) || !std::isfinite(options.phase_max) ||
-        !std::isfinite(options.x_max) || !std::isfinite(options.amplitude_min) || !std::isfinite(options.phase_min) ||
-        !std::isfinite(options.x_min))
+    bool finite = true;
+    for (double v : {options.amplitude_min, options.amplitude_max, options.phase_min, options.phase_max, options.x_min,
+                     options.x_max})
+      finite = finite && detail::is_finite(v);
+    if (!finite || !(options.amplitude_min <= options.amplitude_max) || !(options.phase_min <= options.phase_max) ||
+        !(options.x_min < options.x_max))
       detail::fail("tasks::SineTasks", "ranges must be finite with min <= max (x_min < x_max)");
     if (options.support <= 0 || options.query <= 0)
       detail::fail("tasks::SineTasks", "support and query sizes must be > 0, got ", options.support, " and ",
