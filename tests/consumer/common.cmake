@@ -3,6 +3,7 @@
 set(METALEARN_CONSUMER_MAIN "${CMAKE_CURRENT_LIST_DIR}/main.cpp")
 
 # metalearn_consumer_executable(<target> [EXPECTED_VERSION <x.y.z>])
+#   (and METALEARN_CONSUMER_EXPECTED_EIGEN, when set, is the Eigen version it must see)
 #   The consumer program, built the way a downstream project would: its own target at C++14
 #   (metalearn's cxx_std_17 usage requirement must raise it), no flags of its own.
 function(metalearn_consumer_executable target)
@@ -12,6 +13,9 @@ function(metalearn_consumer_executable target)
   target_link_libraries(${target} PRIVATE metalearn::metalearn)
   if(ARG_EXPECTED_VERSION)
     target_compile_definitions(${target} PRIVATE METALEARN_CONSUMER_EXPECTED_VERSION="${ARG_EXPECTED_VERSION}")
+  endif()
+  if(METALEARN_CONSUMER_EXPECTED_EIGEN)
+    target_compile_definitions(${target} PRIVATE METALEARN_CONSUMER_EXPECTED_EIGEN="${METALEARN_CONSUMER_EXPECTED_EIGEN}")
   endif()
 endfunction()
 
@@ -26,7 +30,8 @@ endmacro()
 # metalearn_consumer_assert_no_leaks(<metalearn source dir>)
 #   After add_subdirectory / FetchContent_MakeAvailable: metalearn created nothing but its
 #   library (no tests, examples, benchmarks, docs) and changed none of the consumer's global
-#   settings (standard, flags, -Werror, sanitizers, compiler launcher).
+#   settings (standard, flags, -Werror, sanitizers, compiler launcher). METALEARN_INSTALL is
+#   on in a subproject too, so that the consumer can install(EXPORT) targets that link it.
 function(metalearn_consumer_assert_no_leaks source_dir)
   set(errors "")
   get_directory_property(subdirs DIRECTORY "${source_dir}" SUBDIRECTORIES)
@@ -46,8 +51,8 @@ function(metalearn_consumer_assert_no_leaks source_dir)
   if(tests)
     list(APPEND errors "metalearn registered tests: ${tests}")
   endif()
-  foreach(option METALEARN_BUILD_TESTS METALEARN_BUILD_EXAMPLES METALEARN_BUILD_BENCHMARKS METALEARN_INSTALL
-                 METALEARN_WERROR METALEARN_NATIVE)
+  foreach(option METALEARN_BUILD_TESTS METALEARN_BUILD_EXAMPLES METALEARN_BUILD_BENCHMARKS METALEARN_WERROR
+                 METALEARN_NATIVE)
     if(${option})
       list(APPEND errors "${option} defaults to ON for a subproject")
     endif()

@@ -3,8 +3,9 @@
 // Hessian-vector product against finite differences, trains it for a few hundred steps of
 // gradient descent, and exits non-zero if anything is off. It prints one line with the losses.
 //
-// Optional compile definition: METALEARN_CONSUMER_EXPECTED_VERSION="x.y.z", the version the
-// build system found (CMake package or pkg-config); it must match the headers that were used.
+// Optional compile definitions: METALEARN_CONSUMER_EXPECTED_VERSION="x.y.z", the version the
+// build system found (CMake package or pkg-config), which must match the headers that were
+// used; METALEARN_CONSUMER_EXPECTED_EIGEN="x.y.z", the Eigen the consumer meant to build with.
 #include <metalearn/check/derivatives.hpp>
 #include <metalearn/core/batch.hpp>
 #include <metalearn/core/random.hpp>
@@ -57,6 +58,19 @@ int run() {
     return 1;
   }
 #endif
+  char eigen[32];
+#ifdef EIGEN_VERSION_STRING  // Eigen 5 (whose EIGEN_WORLD_VERSION.EIGEN_MAJOR_VERSION say 3.5)
+  std::snprintf(eigen, sizeof eigen, "%s", EIGEN_VERSION_STRING);
+#else
+  std::snprintf(eigen, sizeof eigen, "%d.%d.%d", EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
+#endif
+#ifdef METALEARN_CONSUMER_EXPECTED_EIGEN
+  const char* expected = METALEARN_CONSUMER_EXPECTED_EIGEN;
+  if (std::strncmp(expected, eigen, std::strlen(expected)) != 0) {  // "5.0.1" matches "5.0.1-dev"
+    std::fprintf(stderr, "consumer: built with Eigen %s, expected Eigen %s\n", eigen, expected);
+    return 1;
+  }
+#endif
   const Model model(nn::Mlp<double>({2, 8, 1}, nn::Tanh{}), nn::MeanSquaredError{});
   metalearn::Rng rng(20240601);
   metalearn::Vector<double> theta(model.parameter_count());
@@ -83,8 +97,9 @@ int run() {
     std::fprintf(stderr, "consumer: training did not reduce the loss enough (%.6g -> %.6g)\n", initial, trained);
     ok = false;
   }
-  std::printf("metalearn %s: %s, %ld parameters, loss %.6f -> %.6f after 500 steps, gradient check max error %.2e: %s\n",
-              metalearn::version_string, model.describe().c_str(), static_cast<long>(model.parameter_count()),
+  std::printf("metalearn %s (Eigen %s): %s, %ld parameters, loss %.6f -> %.6f after 500 steps, gradient check max "
+              "error %.2e: %s\n",
+              metalearn::version_string, eigen, model.describe().c_str(), static_cast<long>(model.parameter_count()),
               initial, trained, gradient_check.max_error, ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
 }
