@@ -77,7 +77,8 @@ void bm_transposed(benchmark::State& state, Index k, Index n, bool dot) {
 }
 
 void register_benchmarks() {
-  for (auto [m, n, k] : {std::array<Index, 3>{40, 10, 40}, {40, 40, 10}, {256, 10, 256}, {256, 256, 10}}) {
+  for (const auto& shape : {std::array<Index, 3>{40, 10, 40}, {40, 40, 10}, {256, 10, 256}, {256, 256, 10}}) {
+    const Index m = shape[0], n = shape[1], k = shape[2];  // not a structured binding: lambdas capture these (C++17)
     const std::string name =
         "gemm/small/m:" + std::to_string(m) + "/n:" + std::to_string(n) + "/k:" + std::to_string(k);
     benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { bm_small(st, m, n, k); })

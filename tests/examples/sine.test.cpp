@@ -226,7 +226,7 @@ TEST_CASE("sine example: a malformed flag exits with status 2 and a message", "[
   CHECK(WEXITSTATUS(every) == 2);
 }
 
-TEST_CASE("sine example: the binary saves and resumes; a corrupt checkpoint exits with status 1", "[example][resume]") {
+TEST_CASE("sine example: the binary saves and resumes, a corrupt checkpoint exits with status 1", "[example][resume]") {
   mlt::TempDir dir;
   const std::string bin = METALEARN_SINE_BINARY, ckpt = dir.file("run.ckpt");
   const std::string common = " --hidden 8 --meta-batch 2 --eval-tasks 3 --quiet >/dev/null 2>&1";

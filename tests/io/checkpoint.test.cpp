@@ -159,7 +159,7 @@ TEMPLATE_TEST_CASE("checkpoint: the byte layout is the documented one", "[io][fo
   check_same(io::decode_training<S>(b.data(), b.size()), c);
 }
 
-TEMPLATE_TEST_CASE("checkpoint: save and load round-trip bit for bit; the write replaces atomically",
+TEMPLATE_TEST_CASE("checkpoint: save and load round-trip bit for bit, the write replaces atomically",
                    "[io][checkpoint]", float, double) {
   using S = TestType;
   mlt::TempDir dir;

@@ -155,7 +155,7 @@ TEST_CASE("MAML: the tasks' results are added in the documented order, on 1 and 
   }
 }
 
-TEST_CASE("MAML: the same seed reproduces θ bit for bit; 1, 2 and 3 threads agree bit for bit", "[maml][threads]") {
+TEST_CASE("MAML: the same seed reproduces θ bit for bit, 1, 2 and 3 threads agree bit for bit", "[maml][threads]") {
   auto train = [](int threads, std::uint64_t seed, int meta_batch) {
     const auto obj = paper_objective();
     Rng rng(seed);

@@ -134,7 +134,7 @@ TEST_CASE("MAML: exact second order through clipped inner steps and multi-step l
   }
 }
 
-TEST_CASE("MAML: first order is the query gradient at the adapted weights; second order is not",
+TEST_CASE("MAML: first order is the query gradient at the adapted weights, second order is not",
           "[maml][gradient]") {
   const nn::Objective obj(nn::Mlp<double>({1, 16, 16, 1}, nn::Relu{}), nn::MeanSquaredError{});
   Rng rng(5);

@@ -128,7 +128,7 @@ TEST_CASE("thread pool: run_fed produces in order on the caller, and each item s
   }
 }
 
-TEST_CASE("thread pool: an item that throws comes out after the other items ran; the pool stays usable",
+TEST_CASE("thread pool: an item that throws comes out after the other items ran, the pool stays usable",
           "[parallel][threads]") {
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
