@@ -7,6 +7,10 @@ set(METALEARN_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/metalearn"
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/metalearn" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(TARGETS metalearn EXPORT metalearnTargets)
 install(EXPORT metalearnTargets NAMESPACE metalearn:: DESTINATION "${METALEARN_CMAKE_DIR}")
+if(TARGET metalearn_zlib)  # metalearn::zlib, found by the package when the consumer has zlib
+  install(TARGETS metalearn_zlib EXPORT metalearnZlibTargets)
+  install(EXPORT metalearnZlibTargets NAMESPACE metalearn:: DESTINATION "${METALEARN_CMAKE_DIR}")
+endif()
 
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/metalearnConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/metalearnConfig.cmake"

@@ -34,6 +34,22 @@ ml_ensure_packages() {
   fi
 }
 
+# ml_offer_packages pkg...
+#   Like ml_ensure_packages, for packages the build can do without (test data, optional
+#   dependencies): without root or sudo it prints the command and goes on.
+ml_offer_packages() {
+  if [ "$(id -u)" -ne 0 ] && ! { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
+    local p missing=()
+    for p in "$@"; do
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] ||
+      echo "metalearn: optional packages missing (their tests are skipped): sudo apt-get install ${missing[*]}" >&2
+    return 0
+  fi
+  ml_ensure_packages "$@"
+}
+
 # ml_configure <build-dir> <cmake args...>
 #   Configures once; later runs reuse the directory (cmake re-runs itself when needed).
 #   The arguments are remembered, and a change of arguments reconfigures.

@@ -1,9 +1,12 @@
-// Writes the seed corpus of the fuzz targets into <dir>/checkpoint and <dir>/api:
+// Writes the seed corpus of the fuzz targets into <dir>/checkpoint, <dir>/api and <dir>/idx:
 // valid checkpoints and weights files of small models (float and double, Adam, SGD, no
 // optimizer, a user-defined optimizer kind), and damaged ones (truncated, a flipped bit,
-// another version, another kind); for the API target, a few deterministic random inputs.
+// another version, another kind); for the API target, a few deterministic random inputs;
+// for the IDX target, small IDX files of each element type, damaged ones, and (built with
+// zlib, METALEARN_CORPUS_GZIP) their gzip-compressed forms.
 //   make_fuzz_corpus tests/fuzz/corpus
 #include <metalearn/io/checkpoint.hpp>
+#include <metalearn/io/idx.hpp>
 #include <metalearn/nn/loss.hpp>
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>
@@ -12,6 +15,10 @@
 #include <fstream>
 #include <string>
 #include <vector>
+
+#ifdef METALEARN_CORPUS_GZIP
+#include <zlib.h>
+#endif
 
 namespace io = metalearn::io;
 namespace nn = metalearn::nn;
@@ -47,6 +54,22 @@ io::TrainingCheckpoint<S> checkpoint(const std::vector<metalearn::Index>& widths
   c.sampler_rng = rng.state();
   return c;
 }
+
+#ifdef METALEARN_CORPUS_GZIP
+std::vector<unsigned char> gzip(const std::vector<unsigned char>& data) {
+  z_stream z{};
+  deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  std::vector<unsigned char> out(deflateBound(&z, static_cast<uLong>(data.size())) + 64);
+  z.next_in = const_cast<Bytef*>(data.data());
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+#endif
 
 }  // namespace
 
@@ -86,6 +109,30 @@ int main(int argc, char** argv) {
     for (auto& b : bytes) b = static_cast<unsigned char>(rng());
     write(api + "random-" + std::to_string(i), bytes);
   }
+  const std::string idx = std::string(argv[1]) + "/idx/";
+  const auto idx_file = [&](io::IdxType type, std::vector<std::uint32_t> dims) {
+    io::IdxArray a{type, std::move(dims), {}};
+    std::size_t count = 1;
+    for (std::uint32_t d : a.dims) count *= d;
+    a.bytes.resize(count * io::idx_element_size(type));
+    for (auto& b : a.bytes) b = static_cast<unsigned char>(rng());
+    return io::encode_idx(a);
+  };
+  const auto images = idx_file(io::IdxType::u8, {3, 4, 4});
+  write(idx + "u8-images", images);
+  write(idx + "u8-labels", idx_file(io::IdxType::u8, {5}));
+  write(idx + "i16-matrix", idx_file(io::IdxType::i16, {2, 3}));
+  write(idx + "i32-vector", idx_file(io::IdxType::i32, {3}));
+  write(idx + "f32-tensor", idx_file(io::IdxType::f32, {2, 1, 2, 1}));
+  write(idx + "f64-scalar", idx_file(io::IdxType::f64, {1}));
+  write(idx + "truncated", std::vector<unsigned char>(images.begin(), images.end() - 5));
+  auto big = images;  // dimension 0 claims 2^24 items
+  big[5] = 1;
+  write(idx + "count-too-large", big);
+#ifdef METALEARN_CORPUS_GZIP
+  write(idx + "u8-images.gz", gzip(images));
+  write(idx + "f64-scalar.gz", gzip(idx_file(io::IdxType::f64, {1})));
+#endif
   std::printf("wrote the seed corpus to %s\n", argv[1]);
   return 0;
 }
