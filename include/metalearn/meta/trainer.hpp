@@ -7,6 +7,7 @@
 #include <metalearn/core/finite.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/optim/clip.hpp>
+#include <metalearn/optim/update.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -15,13 +16,6 @@
 #include <vector>
 
 namespace metalearn {
-
-/// What the trainer does when a meta-loss or meta-gradient is not finite. In both cases θ and
-/// the optimizer state are left untouched.
-enum class NonFinitePolicy {
-  throw_error,  ///< throw `metalearn::numerical_error`
-  skip          ///< skip the update and report it through `Progress::skipped`
-};
 
 namespace detail {
 template <class T, class = void>
@@ -112,17 +106,10 @@ class MetaTrainer {
         loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_);
       }
       Progress progress;
-      if (!detail::is_finite(loss) || !detail::all_finite(grad_)) {
-        if (options_.on_non_finite == NonFinitePolicy::throw_error)
-          throw numerical_error(detail::concat("metalearn: MetaTrainer: meta-iteration ", iteration_ + 1,
-                                               ": non-finite meta-", detail::is_finite(loss) ? "gradient" : "loss",
-                                               " (meta-loss ", loss, "); parameters and optimizer state left unchanged"));
-        progress.skipped = true;
-        ++skipped_;
-      } else {
-        options_.meta_clip.apply(grad_);
-        optimizer_.step(theta, grad_);
-      }
+      progress.skipped = !detail::guarded_update(options_.on_non_finite, options_.meta_clip, "MetaTrainer",
+                                                 "meta-iteration", iteration_ + 1, "meta-", loss, grad_, optimizer_,
+                                                 theta);
+      if (progress.skipped) ++skipped_;
       ++iteration_;
       progress.iteration = iteration_;
       progress.meta_loss = static_cast<double>(loss);

@@ -22,6 +22,8 @@ namespace metalearn::optim {
 template <class Scalar>
 class Adam {
  public:
+  using value_type = Scalar;  ///< float or double (the scalar of θ)
+
   /// Hyper-parameters.
   struct Options {
     double lr = 1e-3;       ///< learning rate
@@ -72,6 +74,14 @@ class Adam {
   const Vector<Scalar>& second_moment() const { return v_; }
   /// The hyper-parameters.
   const Options& options() const { return options_; }
+  /// The learning rate of the next steps.
+  double learning_rate() const { return options_.lr; }
+  /// Sets the learning rate of the next steps (a schedule, optim/schedule.hpp); finite and
+  /// >= 0 (a schedule may end at 0), else `invalid_argument` with nothing changed.
+  void set_learning_rate(double lr) {
+    detail::check_non_negative("optim::Adam::set_learning_rate", "lr", lr);
+    options_.lr = lr;
+  }
 
   /// Restores a saved state (checkpoints); throws on a size mismatch, a negative count, a
   /// non-finite moment or a negative second moment, leaving the state unchanged.

@@ -20,6 +20,8 @@ namespace metalearn::optim {
 template <class Scalar>
 class Sgd {
  public:
+  using value_type = Scalar;  ///< float or double (the scalar of θ)
+
   /// Hyper-parameters.
   struct Options {
     double lr = 1e-2;       ///< learning rate
@@ -61,6 +63,14 @@ class Sgd {
   const Vector<Scalar>& velocity() const { return b_; }
   /// The hyper-parameters.
   const Options& options() const { return options_; }
+  /// The learning rate of the next steps.
+  double learning_rate() const { return options_.lr; }
+  /// Sets the learning rate of the next steps (a schedule, optim/schedule.hpp); finite and
+  /// >= 0 (a schedule may end at 0), else `invalid_argument` with nothing changed.
+  void set_learning_rate(double lr) {
+    detail::check_non_negative("optim::Sgd::set_learning_rate", "lr", lr);
+    options_.lr = lr;
+  }
 
   /// Restores a saved state (checkpoints); throws on a size mismatch, a negative count or a
   /// non-finite velocity, leaving the state unchanged.
