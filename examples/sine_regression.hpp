@@ -3,6 +3,8 @@
 // small pieces that examples/sine_regression.cpp puts together and the tests call directly:
 // flags, meta-training, the "pretrained on all tasks" baseline, evaluation, and the report
 // (table, JSON, SVG figure).
+#include "common.hpp"
+
 #include <metalearn/io/checkpoint.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/trainer.hpp>
@@ -54,10 +56,7 @@ struct Config {
   bool quiet = false;             // no progress output
 };
 
-/// A bad command line: the message says what and how to fix it (exit status 2).
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using examples::UsageError;
 
 inline std::string usage() {
   return R"(sine_regression: MAML on sinusoid regression (Finn et al. 2017, section 5.1)
@@ -95,32 +94,8 @@ Under each row: the median MSE, and how many test tasks ended worse than before 
 }
 
 namespace detail {
-inline long parse_integer(const std::string& flag, const std::string& text, long lo, long hi) {
-  std::size_t used = 0;
-  long value = 0;
-  try {
-    value = std::stol(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty())
-    throw UsageError(flag + " expects an integer, got '" + text + "'");
-  if (value < lo || value > hi)
-    throw UsageError(flag + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + text);
-  return value;
-}
-inline double parse_real(const std::string& flag, const std::string& text) {
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty() || !std::isfinite(value) || value <= 0)
-    throw UsageError(flag + " expects a finite number > 0, got '" + text + "'");
-  return value;
-}
+using examples::parse_integer;
+using examples::parse_real;
 }  // namespace detail
 
 /// Parses the flags (argv[0] excluded). Throws UsageError on anything unknown or malformed.
@@ -483,38 +458,9 @@ inline std::string table(const Report& r) {
 }
 
 namespace detail {
-inline std::string number(double v) {
-  if (!std::isfinite(v)) return "null";
-  std::ostringstream out;
-  out << std::setprecision(9) << v;
-  return out.str();
-}
-inline std::string string(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(ch)));
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
-}
-template <class T, class F>
-std::string list(const std::vector<T>& values, F&& f) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + f(values[i]);
-  return out + "]";
-}
+using examples::json::list;
+using examples::json::number;
+using examples::json::string;
 }  // namespace detail
 
 /// The JSON report: config (every flag), timings, and the evaluation rows.
@@ -554,11 +500,7 @@ inline std::string to_json(const Report& r) {
 }
 
 namespace detail {
-inline std::string tick(double v) {  // 2, 1.5, -0.5: no trailing zeros
-  std::ostringstream out;
-  out << std::defaultfloat << std::setprecision(3) << (std::abs(v) < 1e-12 ? 0.0 : v);
-  return out.str();
-}
+using examples::svg::tick;
 }  // namespace detail
 
 /// An SVG figure like the paper's Figure 2: MAML and the pretrained baseline (rows) at

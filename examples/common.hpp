@@ -1,0 +1,228 @@
+#pragma once
+// What the examples share: command-line numbers, JSON values, and SVG line charts.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace examples {
+
+/// A bad command line: the message says what and how to fix it (exit status 2).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// The integer `text` of `flag`, in [lo, hi]; throws UsageError otherwise.
+inline long parse_integer(const std::string& flag, const std::string& text, long lo, long hi) {
+  std::size_t used = 0;
+  long value = 0;
+  try {
+    value = std::stol(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty()) throw UsageError(flag + " expects an integer, got '" + text + "'");
+  if (value < lo || value > hi)
+    throw UsageError(flag + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + text);
+  return value;
+}
+
+/// The finite number > 0 `text` of `flag`; throws UsageError otherwise.
+inline double parse_real(const std::string& flag, const std::string& text) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty() || !std::isfinite(value) || value <= 0)
+    throw UsageError(flag + " expects a finite number > 0, got '" + text + "'");
+  return value;
+}
+
+namespace json {
+/// A JSON number (null when not finite), 9 significant digits.
+inline std::string number(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream out;
+  out << std::setprecision(9) << v;
+  return out.str();
+}
+/// A JSON string literal.
+inline std::string string(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(ch) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(ch)));
+          out += buf;
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out + "\"";
+}
+/// A JSON array of f(value) for each value.
+template <class T, class F>
+std::string list(const std::vector<T>& values, F&& f) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + f(values[i]);
+  return out + "]";
+}
+/// A JSON array of numbers.
+inline std::string numbers(const std::vector<double>& values) { return list(values, number); }
+}  // namespace json
+
+namespace svg {
+/// A tick label: 2, 1.5, -0.5, 0.891 (no trailing zeros).
+inline std::string tick(double v) {
+  std::ostringstream out;
+  out << std::defaultfloat << std::setprecision(3) << (std::abs(v) < 1e-12 ? 0.0 : v);
+  return out.str();
+}
+
+/// One curve of a line chart.
+struct Series {
+  std::string label;          ///< legend text
+  std::string color;          ///< stroke colour
+  std::vector<double> x, y;   ///< points (non-finite y values are skipped)
+  std::string dash;           ///< stroke-dasharray, empty for a solid line
+  bool markers = false;       ///< a dot at each point
+};
+
+/// One panel: a title, axis labels, its curves and optional horizontal reference lines
+/// (e.g. a published number), drawn at (ox, oy) with size w × h.
+struct Panel {
+  std::string title, x_label, y_label;
+  std::vector<Series> series;
+  std::vector<std::pair<double, std::string>> references;  ///< y value and its label
+  bool log_y = false;                                        ///< logarithmic y axis
+  bool legend_bottom = false;                                ///< legend at the bottom right (else top left)
+};
+
+namespace detail {
+// Ticks of a log10 axis from lo to hi (in log10 units): 1, 2 and 5 times the powers of ten
+// inside, thinned to at most 8.
+inline std::vector<double> log_ticks(double lo, double hi) {
+  std::vector<double> ticks;
+  for (int e = static_cast<int>(std::floor(lo)); e <= static_cast<int>(std::ceil(hi)); ++e)
+    for (double m : {1.0, 2.0, 5.0}) {
+      const double t = std::log10(m) + e;
+      if (t >= lo && t <= hi) ticks.push_back(t);
+    }
+  while (ticks.size() > 8) {
+    std::vector<double> fewer;
+    for (std::size_t i = 0; i < ticks.size(); i += 2) fewer.push_back(ticks[i]);
+    ticks = fewer;
+  }
+  return ticks;
+}
+
+inline std::vector<double> nice_ticks(double lo, double hi, int target = 5) {
+  const double span = hi - lo;
+  const double raw = span / target;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (m * mag >= raw) {
+      step = m * mag;
+      break;
+    }
+  std::vector<double> ticks;
+  for (double t = std::ceil(lo / step) * step; t <= hi + 1e-9 * span; t += step) ticks.push_back(t);
+  return ticks;
+}
+}  // namespace detail
+
+/// An SVG document of panels side by side, each w × h pixels, with a legend per panel.
+inline std::string charts(const std::vector<Panel>& panels, double w = 480, double h = 340) {
+  const double ml = 62, mr = 16, mt = 34, mb = 48;
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(2);
+  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << w * static_cast<double>(panels.size())
+      << "\" height=\"" << h << "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  for (std::size_t k = 0; k < panels.size(); ++k) {
+    const Panel& p = panels[k];
+    const double ox = w * static_cast<double>(k);
+    double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
+    const auto ty = [&](double y) { return p.log_y ? std::log10(y) : y; };
+    for (const Series& s : p.series)
+      for (std::size_t i = 0; i < s.x.size(); ++i) {
+        if (!std::isfinite(s.y[i]) || (p.log_y && !(s.y[i] > 0))) continue;
+        x0 = std::min(x0, s.x[i]);
+        x1 = std::max(x1, s.x[i]);
+        y0 = std::min(y0, ty(s.y[i]));
+        y1 = std::max(y1, ty(s.y[i]));
+      }
+    for (const auto& r : p.references) {
+      y0 = std::min(y0, ty(r.first));
+      y1 = std::max(y1, ty(r.first));
+    }
+    if (!(x1 > x0)) x1 = x0 + 1;
+    if (!(y1 > y0)) y1 = y0 + 1;
+    const double pad = 0.05 * (y1 - y0);
+    y0 -= pad;
+    y1 += pad;
+    const auto X = [&](double x) { return ox + ml + (x - x0) / (x1 - x0) * (w - ml - mr); };
+    const auto Y = [&](double y) { return mt + (y1 - ty(y)) / (y1 - y0) * (h - mt - mb); };
+    out << "<text x=\"" << ox + w / 2 << "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">" << p.title
+        << "</text>\n<rect x=\"" << ox + ml << "\" y=\"" << mt << "\" width=\"" << w - ml - mr << "\" height=\""
+        << h - mt - mb << "\" fill=\"none\" stroke=\"#444\"/>\n";
+    for (double t : detail::nice_ticks(x0, x1))
+      out << "<line x1=\"" << X(t) << "\" y1=\"" << h - mb << "\" x2=\"" << X(t) << "\" y2=\"" << h - mb + 5
+          << "\" stroke=\"#444\"/><text x=\"" << X(t) << "\" y=\"" << h - mb + 18 << "\" text-anchor=\"middle\">"
+          << tick(t) << "</text>\n";
+    for (double t : p.log_y ? detail::log_ticks(y0, y1) : detail::nice_ticks(y0, y1)) {
+      const double value = p.log_y ? std::pow(10.0, t) : t;
+      out << "<line x1=\"" << ox + ml - 5 << "\" y1=\"" << Y(value) << "\" x2=\"" << ox + ml << "\" y2=\"" << Y(value)
+          << "\" stroke=\"#444\"/><text x=\"" << ox + ml - 8 << "\" y=\"" << Y(value) + 4 << "\" text-anchor=\"end\">"
+          << tick(value) << "</text>\n";
+    }
+    out << "<text x=\"" << ox + ml + (w - ml - mr) / 2 << "\" y=\"" << h - 10 << "\" text-anchor=\"middle\">"
+        << p.x_label << "</text>\n<text transform=\"translate(" << ox + 14 << "," << mt + (h - mt - mb) / 2
+        << ") rotate(-90)\" text-anchor=\"middle\">" << p.y_label << "</text>\n";
+    for (const auto& r : p.references)
+      out << "<line x1=\"" << ox + ml << "\" y1=\"" << Y(r.first) << "\" x2=\"" << ox + w - mr << "\" y2=\""
+          << Y(r.first) << "\" stroke=\"#888\" stroke-dasharray=\"3,3\"/><text x=\"" << ox + w - mr - 4 << "\" y=\""
+          << Y(r.first) - 4 << "\" text-anchor=\"end\" fill=\"#555\">" << r.second << "</text>\n";
+    double ly = p.legend_bottom ? h - mb - 12 - 16 * static_cast<double>(p.series.size() - 1) : mt + 16;
+    const double lx = p.legend_bottom ? ox + w - mr - 150 : ox + ml + 12;
+    for (const Series& s : p.series) {
+      out << "<polyline fill=\"none\" stroke=\"" << s.color << "\" stroke-width=\"1.8\"";
+      if (!s.dash.empty()) out << " stroke-dasharray=\"" << s.dash << "\"";
+      out << " points=\"";
+      for (std::size_t i = 0; i < s.x.size(); ++i)
+        if (std::isfinite(s.y[i]) && (!p.log_y || s.y[i] > 0)) out << X(s.x[i]) << "," << Y(s.y[i]) << " ";
+      out << "\"/>\n";
+      if (s.markers)
+        for (std::size_t i = 0; i < s.x.size(); ++i)
+          if (std::isfinite(s.y[i]) && (!p.log_y || s.y[i] > 0))
+            out << "<circle cx=\"" << X(s.x[i]) << "\" cy=\"" << Y(s.y[i]) << "\" r=\"2.5\" fill=\"" << s.color
+                << "\"/>\n";
+      out << "<line x1=\"" << lx << "\" y1=\"" << ly << "\" x2=\"" << lx + 28 << "\" y2=\"" << ly << "\" stroke=\""
+          << s.color << "\" stroke-width=\"1.8\"/><text x=\"" << lx + 34 << "\" y=\"" << ly + 4 << "\">" << s.label
+          << "</text>\n";
+      ly += 16;
+    }
+  }
+  out << "</svg>\n";
+  return out.str();
+}
+}  // namespace svg
+
+}  // namespace examples
