@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Markdown tables of the medians in a scripts/bench result directory (nn.json, maml.json,
-memory.json; any may be missing). Standard library only.
+"""Markdown tables of the medians in a scripts/bench result directory (nn.json, train.json,
+maml.json, memory.json; any may be missing). Standard library only.
 
     summary.py [--command TEXT] RESULT_DIR > summary.md
 """
@@ -99,6 +99,25 @@ def nn_table(doc):
     return rows
 
 
+def train_table(doc):
+    agg = aggregates(doc)
+    rows = [
+        "| training step | batch | time (µs) | cv | examples/s | GFLOP/s | floor (µs) | floor GFLOP/s | × floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, a in agg.items():
+        m = re.match(r"train/step/net:([0-9-]+)/batch:(\d+)/(\w+)$", name)
+        if not m or "median" not in a:
+            continue
+        med = a["median"]
+        floor = agg.get(name.replace("train/step/", "train/floor/", 1), {}).get("median")
+        rows.append("| {} {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            m.group(1), m.group(3), m.group(2), sig(unit_time(med, "us")), cv(a), sig(med.get("examples/s")),
+            sig(med.get("GFLOP/s")), sig(unit_time(floor, "us")) if floor else "",
+            sig(floor.get("GFLOP/s")) if floor else "", sig(med.get("x_floor"))))
+    return rows
+
+
 def maml_tables(doc):
     """One row per configuration: the meta-step on 1 thread (CPU time), its floor, and on 2
     threads (wall-clock time)."""
@@ -174,6 +193,7 @@ def main():
     nn = load(os.path.join(args.dir, "nn.json"))
     maml = load(os.path.join(args.dir, "maml.json"))
     memory = load(os.path.join(args.dir, "memory.json"))
+    train = load(os.path.join(args.dir, "train.json"))
     out = ["# metalearn benchmarks", ""]
     first = nn or maml
     if first:
@@ -183,6 +203,8 @@ def main():
             "measured paired (bench/README.md), floor columns come from the floor benchmarks.", ""]
     if nn:
         out += ["## Network passes", ""] + nn_table(nn) + [""]
+    if train:
+        out += ["## Supervised training steps (forward, backward, Adam; 1 thread)", ""] + train_table(train) + [""]
     if maml:
         rows, parts = maml_tables(maml)
         out += ["## Meta-steps", ""] + rows + ["", "### Parts of a meta-step that are not MAML", ""] + parts + [""]

@@ -14,6 +14,18 @@ set(METALEARN_SANITIZE "" CACHE STRING
 set(METALEARN_ARCH "native" CACHE STRING
     "The -march of metalearn's examples and benchmarks when METALEARN_NATIVE is on (e.g. x86-64-v3: AVX2, x86-64-v4: AVX-512)")
 
+# An optional BLAS for the large products of metalearn's own executables (never for consumers,
+# who need none): Eigen's EIGEN_USE_BLAS sends its blocked products, and metalearn's blocked path
+# (core/gemm.hpp) with them, to the BLAS's sgemm_/dgemm_. The small products of meta-learning
+# keep metalearn's kernels. bench/README.md has the measurements with and without it.
+option(METALEARN_BLAS "Link metalearn's tests, examples and benchmarks with a BLAS (EIGEN_USE_BLAS), e.g. OpenBLAS" OFF)
+if(METALEARN_BLAS)
+  if(NOT DEFINED BLA_VENDOR)
+    set(BLA_VENDOR OpenBLAS)
+  endif()
+  find_package(BLAS REQUIRED)
+endif()
+
 # GCC's -Waggressive-loop-optimizations misfires in Eigen 3.4's row-major matrix-vector
 # product when the depth is a compile-time multiple of the SIMD packet: it names a remainder
 # loop that runs zero times (cmake/probes/gcc_gemv_loop_warning.cpp has the proof). The probe
@@ -57,6 +69,10 @@ function(metalearn_project_target target)
   endif()
   if(METALEARN_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(METALEARN_BLAS)  # changes Eigen's inline functions: every target of the build, alike
+    target_compile_definitions(${target} PRIVATE EIGEN_USE_BLAS)
+    target_link_libraries(${target} PRIVATE BLAS::BLAS)
   endif()
   if(METALEARN_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=${METALEARN_SANITIZE}

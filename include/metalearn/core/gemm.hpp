@@ -123,12 +123,24 @@ void transpose(const S* src, Index rows, Index cols, Index lds, S* dst, Index ld
 /// x86-64 targets); `small_gemm` sizes its register blocks by it.
 constexpr int simd_registers = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS;
 
+#if defined(EIGEN_USE_BLAS) && defined(METALEARN_SCRATCH_GEMM)
+/// Products of at least this many multiply-adds go to the BLAS when the build has one
+/// (EIGEN_USE_BLAS: the blocked path below calls its sgemm_/dgemm_), even where `small_gemm`
+/// would take them: a tuned BLAS beats the small kernel on products this large (batch-32
+/// passes of a 784-256 layer), not on meta-learning's (40 × 40 × 10 is 16 000; width 256 with
+/// 10 columns, 655 360).
+inline constexpr Index blas_gemm_threshold = Index(1) << 20;
+#endif
+
 /// True when the register-blocked kernel `small_gemm` beats Eigen's blocked product: a narrow
 /// result (at most six packets of rows), or few columns or a short depth (the products of
 /// meta-learning on small batches), where packing and zeroing cost as much as the arithmetic.
 template <class S>
 constexpr bool use_small_gemm(Index m, Index n, Index k) {
   constexpr Index L = Eigen::internal::packet_traits<S>::size;
+#if defined(EIGEN_USE_BLAS) && defined(METALEARN_SCRATCH_GEMM)
+  if (m > 1 && n > 1 && m * n * k >= blas_gemm_threshold) return false;
+#endif
   return m >= L && (m <= 6 * L || n <= 32 || k <= 32);
 }
 
