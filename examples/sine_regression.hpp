@@ -256,7 +256,7 @@ struct Experiment {
     metalearn::TrainerOptions to;
     to.meta_batch = config.meta_batch;
     metalearn::MetaTrainer trainer(maml, adam, sampler, to);
-    const std::string model = objective.describe();
+    const std::string model = maml.describe();  // the network and every MAML option
     const std::string signature = training_signature(config);
     if (!config.resume.empty()) {  // all or nothing: θ, Adam, the counters and the task stream
       const auto checkpoint = metalearn::io::read_checkpoint<S>(config.resume);

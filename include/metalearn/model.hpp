@@ -32,16 +32,29 @@
 ///                               metalearn::ConstVectorRef<Scalar> v,
 ///                               metalearn::VectorRef<Scalar> hv, Workspace& ws) const;
 ///   // optional: the same product, reusing the state that the last loss_and_gradient(θ, batch,
-///   // ·, ws) left in ws (same θ and batch, unmodified since); repeatable. Maml's exact second
+///   // ·, ws) left in ws; repeatable. Correct only while θ and the batch are unchanged since
+///   // that pass, which the library's algorithms guarantee and a caller could not check: only
+///   // they can construct the CachedPassKey, so nothing else can call it. Maml's exact second
 ///   // order uses it to skip recomputing the inner steps' forward passes.
 ///   void cached_hessian_vector_product(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch,
 ///                                      metalearn::ConstVectorRef<Scalar> v,
-///                                      metalearn::VectorRef<Scalar> hv, Workspace& ws) const;
+///                                      metalearn::VectorRef<Scalar> hv, Workspace& ws,
+///                                      metalearn::CachedPassKey) const;
 ///   // optional: outputs for inputs (used by evaluation helpers and examples)
 ///   void predict(metalearn::ConstVectorRef<Scalar> theta, metalearn::ConstMatrixRef<Scalar> inputs,
 ///                metalearn::MatrixRef<Scalar> outputs, Workspace& ws) const;
+///   // optional: named ranges of θ that tile it (nn::Objective: each layer's W and b), for
+///   // algorithms that learn per-group rates or adapt only some groups; without it, θ is one
+///   // group ("theta")
+///   std::vector<metalearn::ParameterGroup> parameter_groups() const;
 /// };
 /// @endcode
+///
+/// **Copies and threads.** Algorithms keep a copy of the model (it must be copy-constructible:
+/// a cheap description, never the owner of θ), and with threads > 1 they call its const
+/// members concurrently, each thread with its own Workspace. All mutable state therefore
+/// belongs in the Workspace: a `mutable` cache inside the model would be written by several
+/// threads at once (a data race), and the results would depend on the thread count.
 ///
 /// The parameter types are exactly these `Eigen::Ref` aliases (metalearn/core/types.hpp):
 /// the library passes vectors, columns of matrices and maps through them without copies.
@@ -54,12 +67,41 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace metalearn {
 
+/// A named range [offset, offset + size) of θ (a layer's weights, its biases).
+struct ParameterGroup {
+  std::string name;  ///< e.g. "layer 2 W"
+  Index offset = 0;  ///< first entry in θ
+  Index size = 0;    ///< number of entries (> 0)
+};
+
 namespace detail {
+struct CachedPassKeyIssuer;
+}  // namespace detail
+
+/// Permission to call a model's `cached_hessian_vector_product`, which reuses the state of the
+/// last gradient pass and is therefore right only while θ and the batch are unchanged since
+/// that pass — a condition no check can make cheap (θ modified in place keeps its address). The
+/// library's algorithms, which hold θ_k and the batches fixed through the reverse sweep, issue
+/// it; other code cannot construct one and calls `hessian_vector_product` instead.
+class CachedPassKey {
+  constexpr CachedPassKey() {}  // user-provided: not an aggregate, so `CachedPassKey{}` is refused too
+  friend struct detail::CachedPassKeyIssuer;
+};
+
+namespace detail {
+/// Issues CachedPassKeys: for the library's algorithms (and its own tests and benchmarks), not
+/// for programs that use it.
+struct CachedPassKeyIssuer {
+  static constexpr CachedPassKey issue() { return CachedPassKey{}; }
+};
+
 template <class M, class = void>
 struct model_scalar {
   using type = double;  // placeholder so that the other traits can be evaluated
@@ -137,8 +179,8 @@ template <class M>
 struct has_cached_hessian_vector_product<
     M, std::void_t<decltype(std::declval<const M&>().cached_hessian_vector_product(
            std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(),
-           std::declval<ConstVectorRef<S_<M>>>(), std::declval<VectorRef<S_<M>>>(), std::declval<W_<M>&>()))>>
-    : std::true_type {};
+           std::declval<ConstVectorRef<S_<M>>>(), std::declval<VectorRef<S_<M>>>(), std::declval<W_<M>&>(),
+           CachedPassKeyIssuer::issue()))>> : std::true_type {};
 
 template <class M, class = void>
 struct has_predict : std::false_type {};
@@ -146,6 +188,13 @@ template <class M>
 struct has_predict<M, std::void_t<decltype(std::declval<const M&>().predict(
                           std::declval<ConstVectorRef<S_<M>>>(), std::declval<ConstMatrixRef<S_<M>>>(),
                           std::declval<MatrixRef<S_<M>>>(), std::declval<W_<M>&>()))>> : std::true_type {};
+
+template <class M, class = void>
+struct has_parameter_groups : std::false_type {};
+template <class M>
+struct has_parameter_groups<M, std::enable_if_t<std::is_convertible_v<
+                                   decltype(std::declval<const M&>().parameter_groups()), std::vector<ParameterGroup>>>>
+    : std::true_type {};
 
 template <class B, class = void>
 struct batch_has_size : std::false_type {};
@@ -181,6 +230,7 @@ struct model_traits {
   static constexpr bool has_cached_hessian_vector_product =
       detail::has_cached_hessian_vector_product<M>::value;                               ///< optional
   static constexpr bool has_predict = detail::has_predict<M>::value;                    ///< optional
+  static constexpr bool has_parameter_groups = detail::has_parameter_groups<M>::value;  ///< optional
   /// Every required member is present.
   static constexpr bool is_model = has_scalar && has_batch && has_workspace && has_parameter_count &&
                                    has_initialize && has_loss_and_gradient &&
@@ -220,7 +270,33 @@ constexpr bool check_model() {
   static_assert(detail::has_loss_and_gradient<M>::value,
                 "metalearn: the model has no `Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& "
                 "batch, VectorRef<Scalar> grad, Workspace& ws) const`. See README section 'The model contract'.");
+  static_assert(std::is_copy_constructible_v<M>,
+                "metalearn: the model must be copy-constructible: algorithms keep a copy (a model is a description "
+                "and never owns θ; keep buffers in its Workspace). See README section 'The model contract'.");
   return true;
+}
+
+/// The model's parameter groups (`parameter_groups()`), or θ as one group "theta" when it has
+/// none. Throws `invalid_argument` unless the groups tile [0, parameter_count()) in order,
+/// without gaps or overlaps, each non-empty.
+template <class M>
+std::vector<ParameterGroup> parameter_groups(const M& model) {
+  static_assert(check_model<M>());
+  const Index p = model.parameter_count();
+  std::vector<ParameterGroup> groups;
+  if constexpr (model_traits<M>::has_parameter_groups) groups = model.parameter_groups();
+  else groups.push_back({"theta", 0, p});
+  Index next = 0;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const ParameterGroup& x = groups[g];
+    if (x.size <= 0) detail::fail("parameter_groups", "group ", g, " ('", x.name, "') is empty");
+    if (x.offset != next)
+      detail::fail("parameter_groups", "group ", g, " ('", x.name, "') starts at ", x.offset, ", expected ", next,
+                   x.offset < next ? " (it overlaps the previous group)" : " (a gap before it)");
+    next = x.offset + x.size;
+  }
+  if (next != p) detail::fail("parameter_groups", "the groups end at ", next, ", θ has ", p, " entries");
+  return groups;
 }
 
 /// L(θ; batch): the model's `loss` when it has one, otherwise `loss_and_gradient` into a

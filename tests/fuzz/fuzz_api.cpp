@@ -23,6 +23,9 @@
 
 namespace {
 
+// The cached product is the library's (model.hpp, CachedPassKey); this file tests it.
+constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::CachedPassKeyIssuer::issue();
+
 namespace nn = metalearn::nn;
 using metalearn::Index;
 using metalearn::Matrix;
@@ -144,7 +147,7 @@ void exercise(Input& in, const std::vector<Index>& widths, const std::vector<nn:
     switch (in.range(0, 5)) {
       case 0: call([&] { obj->loss_and_gradient(theta, batch, grad, ws); }, grad); break;
       case 1: call([&] { obj->hessian_vector_product(theta, batch, v, hv, ws); }, hv); break;
-      case 2: call([&] { obj->cached_hessian_vector_product(theta, batch, v, hv, ws); }, hv); break;
+      case 2: call([&] { obj->cached_hessian_vector_product(theta, batch, v, hv, ws, kPassKey); }, hv); break;
       case 3: {
         Matrix<S> out = Matrix<S>::Constant(obj->output_size() + (in.range(0, 7) == 0 ? 1 : 0), batch.inputs.cols(), S(9));
         call([&] { obj->predict(theta, batch.inputs, out, ws); }, out);

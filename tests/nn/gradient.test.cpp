@@ -23,6 +23,9 @@ using metalearn::Vector;
 
 namespace {
 
+// The cached product is the library's (model.hpp, CachedPassKey); this file tests it.
+constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::CachedPassKeyIssuer::issue();
+
 template <class Loss>
 auto make_batch(Index in, Index out, Index n, Rng& rng) {
   if constexpr (std::is_same_v<Loss, nn::SoftmaxCrossEntropy>)
@@ -48,19 +51,19 @@ void check_cached_hvp(const Obj& obj, const Vector<double>& theta, const typenam
   typename Obj::Workspace ws, fresh;
   obj.hessian_vector_product(theta, batch, v, hv, ws);
   obj.hessian_vector_product(theta, batch, w, hw, ws);
-  CHECK_THROWS_AS(obj.cached_hessian_vector_product(theta, batch, v, cv, ws), metalearn::invalid_argument);
-  CHECK_THROWS_AS(obj.cached_hessian_vector_product(theta, batch, v, cv, fresh), metalearn::invalid_argument);
+  CHECK_THROWS_AS(obj.cached_hessian_vector_product(theta, batch, v, cv, ws, kPassKey), metalearn::invalid_argument);
+  CHECK_THROWS_AS(obj.cached_hessian_vector_product(theta, batch, v, cv, fresh, kPassKey), metalearn::invalid_argument);
   obj.loss_and_gradient(theta, batch, g, ws);
-  obj.cached_hessian_vector_product(theta, batch, v, cv, ws);
-  obj.cached_hessian_vector_product(theta, batch, w, cw, ws);
-  obj.cached_hessian_vector_product(theta, batch, v, g, ws);  // a third product: the pass is kept
+  obj.cached_hessian_vector_product(theta, batch, v, cv, ws, kPassKey);
+  obj.cached_hessian_vector_product(theta, batch, w, cw, ws, kPassKey);
+  obj.cached_hessian_vector_product(theta, batch, v, g, ws, kPassKey);  // a third product: the pass is kept
   CHECK(mlt::max_error(cv, hv) < 1e-12);
   CHECK(mlt::max_error(cw, hw) < 1e-12);
   CHECK(mlt::max_error(g, hv) < 1e-12);
   const Vector<double> other = theta;  // same values, another object: not the recorded pass
-  CHECK_THROWS_AS(obj.cached_hessian_vector_product(other, batch, v, cv, ws), metalearn::invalid_argument);
+  CHECK_THROWS_AS(obj.cached_hessian_vector_product(other, batch, v, cv, ws, kPassKey), metalearn::invalid_argument);
   obj.loss(theta, batch, ws);  // a forward pass overwrites the gradient pass
-  CHECK_THROWS_AS(obj.cached_hessian_vector_product(theta, batch, v, cv, ws), metalearn::invalid_argument);
+  CHECK_THROWS_AS(obj.cached_hessian_vector_product(theta, batch, v, cv, ws, kPassKey), metalearn::invalid_argument);
 }
 
 template <class Loss>

@@ -34,6 +34,9 @@ using metalearn::Vector;
 
 namespace {
 
+// The cached product is the library's (model.hpp, CachedPassKey); this file tests it.
+constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::CachedPassKeyIssuer::issue();
+
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
@@ -115,6 +118,29 @@ TEST_CASE("bad input: theta of the wrong length", "[bad-input][nn]") {
   expect_invalid([&] { f.obj.loss_and_gradient(short_theta, f.batch, f.grad, f.ws); },
                  "theta has " + std::to_string(f.theta.size() - 1) + " entries, expected " + std::to_string(f.theta.size()));
   f.unchanged();
+}
+
+TEST_CASE("bad input: a non-finite entry of theta is refused by every pass, outputs untouched", "[bad-input][nn]") {
+  for (double bad : {kNaN, kInf, -kInf}) {
+    Fixture f;
+    Vector<double> theta = f.theta;
+    theta[theta.size() / 2] = bad;
+    const std::string what = "theta must be finite, but entry (" + std::to_string(theta.size() / 2) + ", 0)";
+    expect_invalid([&] { f.obj.loss_and_gradient(theta, f.batch, f.grad, f.ws); }, what);
+    expect_invalid([&] { f.obj.loss(theta, f.batch, f.ws); }, what);
+    expect_invalid([&] { f.obj.hessian_vector_product(theta, f.batch, f.v, f.hv, f.ws); }, what);
+    Matrix<double> out = Matrix<double>::Constant(f.obj.output_size(), f.batch.size(), 42.0);
+    expect_invalid([&] { f.obj.predict(theta, f.batch.inputs, out, f.ws); }, what);
+    CHECK((out.array() == 42.0).all());
+    f.unchanged();
+    // and so by MAML, which names the task
+    MamlOptions o;
+    Maml<Regression> maml(f.obj, o);
+    std::vector<Maml<Regression>::Task> tasks{{f.batch, f.batch}};
+    Vector<double> grad = Vector<double>::Constant(theta.size(), 7.0);
+    expect_invalid([&] { maml.meta_loss_and_gradient(theta, tasks, grad); }, "task 0: nn::Objective::loss_and_gradient: " + what);
+    CHECK((grad.array() == 7.0).all());
+  }
 }
 
 TEST_CASE("bad input: gradient buffer of the wrong length", "[bad-input][nn]") {
@@ -226,13 +252,13 @@ TEST_CASE("bad input: Hessian-vector product output aliasing the direction", "[b
 
 TEST_CASE("bad input: cached Hessian-vector product without a gradient pass", "[bad-input][nn]") {
   Fixture f;
-  expect_invalid([&] { f.obj.cached_hessian_vector_product(f.theta, f.batch, f.v, f.hv, f.ws); },
+  expect_invalid([&] { f.obj.cached_hessian_vector_product(f.theta, f.batch, f.v, f.hv, f.ws, kPassKey); },
                  "holds no gradient pass");
   // a pass at another θ does not count
   Vector<double> other = f.theta;
   f.obj.loss_and_gradient(other, f.batch, f.grad, f.ws);
   f.grad.setConstant(42.0);
-  expect_invalid([&] { f.obj.cached_hessian_vector_product(f.theta, f.batch, f.v, f.hv, f.ws); },
+  expect_invalid([&] { f.obj.cached_hessian_vector_product(f.theta, f.batch, f.v, f.hv, f.ws, kPassKey); },
                  "holds no gradient pass");
   f.unchanged();
 }

@@ -1,14 +1,17 @@
 #pragma once
 /// @file
-/// @brief Checks MAML meta-gradients against a separate, naive route: the inner loop re-run
-/// from (perturbed) θ with fresh vectors, task by task, using only the model's
-/// loss_and_gradient — none of Maml's code.
+/// @brief Checks meta-gradients against a separate, naive route: for any algorithm of the
+/// contract (meta/algorithm.hpp), central differences of a meta-loss the caller computes
+/// separately; for MAML, that route written here: the inner loop re-run from (perturbed) θ with
+/// fresh vectors, task by task, using only the model's loss_and_gradient — none of Maml's code.
 
 #include <metalearn/check/result.hpp>
 #include <metalearn/check/derivatives.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/model.hpp>
 
+#include <limits>
+#include <string>
 #include <vector>
 
 namespace metalearn::check {
@@ -74,6 +77,50 @@ Vector<typename Model::Scalar> naive_first_order_meta_gradient(const Model& mode
   return total / static_cast<S>(tasks.size());
 }
 
+/// Compares any algorithm's meta-gradient (the algorithm contract, meta/algorithm.hpp) with
+/// central differences of `naive_meta_loss(meta)`, a separately computed meta-loss of the same
+/// tasks (the algorithm's own naive route: fresh vectors, the model's loss_and_gradient, none of
+/// the algorithm's code), entry by entry of the meta-parameters.
+template <class Algorithm, class Tasks, class MetaLoss>
+Result meta_gradient(Algorithm& algorithm, ConstVectorRef<typename Algorithm::Scalar> meta, const Tasks& tasks,
+                     MetaLoss&& naive_meta_loss, const Options& options = {}) {
+  using S = typename Algorithm::Scalar;
+  const double step = detail::default_step<S>(options.step);
+  detail::Comparison cmp(std::string(Algorithm::name) + " meta_gradient", detail::default_tolerance<S>(options.tolerance),
+                         options.floor, step, options.max_reported);
+  Vector<S> grad = Vector<S>::Constant(meta.size(), std::numeric_limits<S>::quiet_NaN());
+  algorithm.meta_loss_and_gradient(meta, tasks, grad);
+  Vector<S> shifted = meta;
+  for (Index i : detail::entries(meta.size(), options)) {
+    const S h = static_cast<S>(step * std::max(1.0, std::abs(static_cast<double>(meta[i]))));
+    shifted[i] = meta[i] + h;
+    const double up = static_cast<double>(shifted[i]);
+    const double plus = naive_meta_loss(static_cast<const Vector<S>&>(shifted));
+    shifted[i] = meta[i] - h;
+    const double minus = naive_meta_loss(static_cast<const Vector<S>&>(shifted));
+    const double width = up - static_cast<double>(shifted[i]);
+    shifted[i] = meta[i];
+    cmp.add(i, static_cast<double>(grad[i]), (plus - minus) / width);
+  }
+  return cmp.finish();
+}
+
+/// Compares an algorithm's meta-gradient with a reference vector entry by entry: for the first
+/// orders, which are not gradients of the meta-loss (e.g. `naive_first_order_meta_gradient`).
+template <class Algorithm, class Tasks>
+Result meta_gradient_against(Algorithm& algorithm, ConstVectorRef<typename Algorithm::Scalar> meta, const Tasks& tasks,
+                             ConstVectorRef<typename Algorithm::Scalar> reference, const Options& options = {}) {
+  using S = typename Algorithm::Scalar;
+  detail::Comparison cmp(std::string(Algorithm::name) + " meta_gradient (first order)",
+                         detail::default_tolerance<S>(options.tolerance), options.floor,
+                         detail::default_step<S>(options.step), options.max_reported);
+  Vector<S> grad = Vector<S>::Constant(meta.size(), std::numeric_limits<S>::quiet_NaN());
+  algorithm.meta_loss_and_gradient(meta, tasks, grad);
+  for (Index i : detail::entries(meta.size(), options))
+    cmp.add(i, static_cast<double>(grad[i]), static_cast<double>(reference[i]));
+  return cmp.finish();
+}
+
 /// Compares `maml.meta_loss_and_gradient(θ, tasks, ·)` with the naive route: for the
 /// second orders, central differences of `naive_meta_loss` entry by entry; for first order
 /// (which is not the gradient of the meta-loss), `naive_first_order_meta_gradient`.
@@ -82,30 +129,13 @@ Result meta_gradient(Maml<Model>& maml, ConstVectorRef<typename Model::Scalar> t
                      const Options& options = {}) {
   using S = typename Model::Scalar;
   const MamlOptions& o = maml.options();
-  const double step = detail::default_step<S>(options.step);
-  detail::Comparison cmp(o.order == Order::first ? "meta_gradient (first order)" : "meta_gradient",
-                         detail::default_tolerance<S>(options.tolerance), options.floor, step, options.max_reported);
-  Vector<S> grad = Vector<S>::Constant(theta.size(), std::numeric_limits<S>::quiet_NaN());
-  maml.meta_loss_and_gradient(theta, tasks, grad);
   if (o.order == Order::first) {
     const Vector<S> reference = naive_first_order_meta_gradient(maml.model(), o, theta, tasks);
-    for (Index i : detail::entries(theta.size(), options))
-      cmp.add(i, static_cast<double>(grad[i]), static_cast<double>(reference[i]));
-    return cmp.finish();
+    return meta_gradient_against(maml, theta, tasks, reference, options);
   }
-  Vector<S> shifted = theta;
-  for (Index i : detail::entries(theta.size(), options)) {
-    const S h = static_cast<S>(step * std::max(1.0, std::abs(static_cast<double>(theta[i]))));
-    shifted[i] = theta[i] + h;
-    const double up = static_cast<double>(shifted[i]);
-    const double plus = naive_meta_loss(maml.model(), o, shifted, tasks);
-    shifted[i] = theta[i] - h;
-    const double minus = naive_meta_loss(maml.model(), o, shifted, tasks);
-    const double width = up - static_cast<double>(shifted[i]);
-    shifted[i] = theta[i];
-    cmp.add(i, static_cast<double>(grad[i]), (plus - minus) / width);
-  }
-  return cmp.finish();
+  return meta_gradient(
+      maml, theta, tasks, [&](const Vector<S>& shifted) { return naive_meta_loss(maml.model(), o, shifted, tasks); },
+      options);
 }
 
 }  // namespace metalearn::check

@@ -7,6 +7,7 @@
 
 #include <metalearn/core/types.hpp>
 
+#include <charconv>
 #include <cstring>
 #include <exception>
 #include <sstream>
@@ -97,6 +98,13 @@ template <class... Args>
 inline void check_size(const char* where, const char* what, Index actual, Index expected,
                        const char* unit = "entries") {
   if (actual != expected) fail(where, what, " has ", actual, " ", unit, ", expected ", expected);
+}
+
+/// The shortest decimal text that reads back as exactly `x` (std::to_chars).
+inline std::string shortest(double x) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
 }
 
 /// The message of a metalearn exception without its leading "metalearn: ", so that a caller

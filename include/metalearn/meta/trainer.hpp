@@ -36,7 +36,61 @@ inline constexpr bool has_fed_meta_gradient_v<
     std::void_t<decltype(std::declval<A&>().meta_loss_and_gradient(
         std::declval<ConstVectorRef<typename A::Scalar>>(), std::declval<Tasks&>(),
         std::declval<VectorRef<typename A::Scalar>>(), std::declval<FillProbe&>()))>> = true;
+template <class A, class = void>
+inline constexpr bool trainer_algorithm_types_v = false;
+template <class A>
+inline constexpr bool trainer_algorithm_types_v<A, std::void_t<typename A::Scalar, typename A::Task>> = true;
+template <class A, class = void>
+inline constexpr bool trainer_meta_gradient_v = false;
+template <class A>
+inline constexpr bool trainer_meta_gradient_v<
+    A, std::void_t<decltype(std::declval<A&>().meta_loss_and_gradient(
+           std::declval<ConstVectorRef<typename A::Scalar>>(), std::declval<const std::vector<typename A::Task>&>(),
+           std::declval<VectorRef<typename A::Scalar>>()))>> = true;
+template <class O, class S, class = void>
+inline constexpr bool trainer_optimizer_v = false;
+template <class O, class S>
+inline constexpr bool trainer_optimizer_v<
+    O, S, std::void_t<decltype(std::declval<O&>().step(std::declval<VectorRef<S>>(), std::declval<ConstVectorRef<S>>()))>> =
+    true;
+template <class Sm, class T, class = void>
+inline constexpr bool trainer_sampler_v = false;
+template <class Sm, class T>
+inline constexpr bool trainer_sampler_v<Sm, T, std::void_t<decltype(std::declval<Sm&>().sample(std::declval<T&>()))>> =
+    true;
+
+// The scalar and task types, or placeholders that keep the other checks quiet when missing.
+template <class A, bool = trainer_algorithm_types_v<A>>
+struct trainer_types {
+  using Scalar = double;
+  struct Task {};
+};
+template <class A>
+struct trainer_types<A, true> {
+  using Scalar = typename A::Scalar;
+  using Task = typename A::Task;
+};
 }  // namespace detail
+
+/// Compile-time checks of MetaTrainer's three arguments: each failure names what is missing
+/// or what does not fit (the common one: a sampler of another scalar type than the model's).
+template <class Algorithm, class Optimizer, class Sampler>
+constexpr bool check_trainer() {
+  using T = detail::trainer_types<Algorithm>;
+  static_assert(detail::trainer_algorithm_types_v<Algorithm>,
+                "metalearn: MetaTrainer: the algorithm needs member types `Scalar` and `Task` (Maml has them). See "
+                "README section 'The algorithm contract'.");
+  static_assert(!detail::trainer_algorithm_types_v<Algorithm> || detail::trainer_meta_gradient_v<Algorithm>,
+                "metalearn: MetaTrainer: the algorithm has no `Scalar meta_loss_and_gradient(ConstVectorRef<Scalar>, "
+                "const std::vector<Task>&, VectorRef<Scalar>)`. See README section 'The algorithm contract'.");
+  static_assert(detail::trainer_optimizer_v<Optimizer, typename T::Scalar>,
+                "metalearn: MetaTrainer: the optimizer has no `step(VectorRef<Scalar> theta, ConstVectorRef<Scalar> "
+                "grad)` for the algorithm's Scalar (is it optim::Adam<float> for a float model?)");
+  static_assert(detail::trainer_sampler_v<Sampler, typename T::Task>,
+                "metalearn: MetaTrainer: the sampler has no `sample(Task&)` for the algorithm's Task: it draws tasks "
+                "of another type (e.g. tasks::SineTasks<float> for a double model: use the model's Scalar)");
+  return true;
+}
 
 /// Options of `MetaTrainer`.
 struct TrainerOptions {
@@ -67,6 +121,8 @@ struct Progress {
 /// meta-batch and the gradient is allocated once.
 template <class Algorithm, class Optimizer, class Sampler>
 class MetaTrainer {
+  static_assert(check_trainer<Algorithm, Optimizer, Sampler>());
+
  public:
   using Scalar = typename Algorithm::Scalar;  ///< float or double
   using Task = typename Algorithm::Task;      ///< one task

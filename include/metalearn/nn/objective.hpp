@@ -7,11 +7,13 @@
 #include <metalearn/core/finite.hpp>
 #include <metalearn/core/random.hpp>
 #include <metalearn/core/types.hpp>
+#include <metalearn/model.hpp>
 #include <metalearn/nn/init.hpp>
 #include <metalearn/nn/loss.hpp>
 
 #include <functional>
 #include <string>
+#include <vector>
 #include <utility>
 
 namespace metalearn::nn {
@@ -57,6 +59,17 @@ class Objective {
   const Initializer& initializer() const { return init_; }
   /// "1-40(relu)-40(relu)-1(identity) mse": the model's shape, for logs and checkpoints.
   std::string describe() const { return net_.describe() + " " + Loss::name; }
+
+  /// θ's groups: each layer's W ("layer l W") and b ("layer l b"), in θ's order.
+  std::vector<ParameterGroup> parameter_groups() const {
+    std::vector<ParameterGroup> groups;
+    for (Index l = 0; l < net_.layer_count(); ++l) {
+      const Index off = net_.layer_offset(l), out = net_.layer_output_size(l), in = net_.layer_input_size(l);
+      groups.push_back({"layer " + std::to_string(l + 1) + " W", off, out * in});
+      groups.push_back({"layer " + std::to_string(l + 1) + " b", off + out * in, out});
+    }
+    return groups;
+  }
 
   /// Draws θ with the objective's initialisation scheme.
   void initialize(VectorRef<Scalar> theta, Rng& rng) const { net_.initialize(theta, rng, init_); }
@@ -104,8 +117,10 @@ class Objective {
   /// `loss_and_gradient(θ, batch, ·, ws)` left in `ws` (same θ and batch objects, unmodified
   /// since): it skips the forward and backward passes, and the gradient pass stays usable, so
   /// any number of products may follow one gradient. Throws if ws holds no such pass.
+  /// Only the library's algorithms hold the key (model.hpp, CachedPassKey): a caller cannot know
+  /// that θ is unchanged since the pass, and in-place updates keep its address.
   void cached_hessian_vector_product(ConstVectorRef<Scalar> theta, const Batch& batch, ConstVectorRef<Scalar> v,
-                                     VectorRef<Scalar> hv, Workspace& ws) const {
+                                     VectorRef<Scalar> hv, Workspace& ws, CachedPassKey) const {
     constexpr const char* where = "nn::Objective::cached_hessian_vector_product";
     metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
     metalearn::detail::check_size(where, "v", v.size(), parameter_count());
@@ -126,6 +141,8 @@ class Objective {
     if (outputs.rows() != output_size() || outputs.cols() != inputs.cols())
       metalearn::detail::fail(where, "outputs are ", outputs.rows(), " x ", outputs.cols(), ", expected ", output_size(), " x ",
                    inputs.cols());
+    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    metalearn::detail::check_finite(where, "theta", theta);
     metalearn::detail::check_finite(where, "inputs", inputs);
     outputs = net_.forward(theta, inputs, ws);
   }
@@ -133,6 +150,7 @@ class Objective {
  private:
   void check_batch(const char* where, const ConstVectorRef<Scalar>& theta, const Batch& batch) const {
     metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    metalearn::detail::check_finite(where, "theta", theta);  // one vectorised pass over θ
     if (batch.size() == 0) metalearn::detail::fail(where, "the batch is empty (0 examples)");
     metalearn::detail::check_size(where, "inputs", batch.inputs.rows(), input_size(), "rows (features)");
     metalearn::detail::check_finite(where, "inputs", batch.inputs);
