@@ -224,4 +224,9 @@ TEST_CASE("check::meta_gradient takes any algorithm with the caller's naive meta
     return metalearn::check::naive_meta_loss(maml.model(), wrong, m, tasks);
   });
   CHECK_FALSE(bad);
+  // the Maml overload with options, an lvalue and a temporary (not taken for a meta-loss)
+  metalearn::check::Options opts;
+  opts.tolerance = 1e-5;
+  CHECK(metalearn::check::meta_gradient(maml, theta, tasks, opts));
+  CHECK(metalearn::check::meta_gradient(maml, theta, tasks, metalearn::check::Options{}));
 }

@@ -12,6 +12,7 @@
 
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace metalearn::check {
@@ -81,7 +82,8 @@ Vector<typename Model::Scalar> naive_first_order_meta_gradient(const Model& mode
 /// central differences of `naive_meta_loss(meta)`, a separately computed meta-loss of the same
 /// tasks (the algorithm's own naive route: fresh vectors, the model's loss_and_gradient, none of
 /// the algorithm's code), entry by entry of the meta-parameters.
-template <class Algorithm, class Tasks, class MetaLoss>
+template <class Algorithm, class Tasks, class MetaLoss,
+          class = std::enable_if_t<std::is_invocable_v<MetaLoss&, const Vector<typename Algorithm::Scalar>&>>>
 Result meta_gradient(Algorithm& algorithm, ConstVectorRef<typename Algorithm::Scalar> meta, const Tasks& tasks,
                      MetaLoss&& naive_meta_loss, const Options& options = {}) {
   using S = typename Algorithm::Scalar;
