@@ -152,6 +152,13 @@ TEST_CASE("evaluate: query losses after 0..k steps, in parallel, equal to adapti
   Matrix<double> losses;
   CHECK_THROWS_WITH(maml.evaluate(theta, tasks, {}, losses), mlt::contains("the list of step counts is empty"));
   CHECK_THROWS_WITH(maml.evaluate(theta, tasks, {1, -2}, losses), mlt::contains("step counts must be >= 0, got -2"));
+  // a batch the model rejects: named by its task, and `losses` keeps what it held
+  maml.evaluate(theta, tasks, steps, losses);
+  const Matrix<double> before = losses;
+  auto bad = tasks;
+  bad[7].query.inputs = Matrix<double>::Zero(2, bad[7].query.size());  // the model takes 1 input row
+  CHECK_THROWS_WITH(maml.evaluate(theta, bad, {0, 1}, losses), mlt::contains("Maml::evaluate: task 7: "));
+  CHECK(losses == before);
 }
 
 TEST_CASE("adapt: const with a workspace per thread, two threads at once give the sequential results",

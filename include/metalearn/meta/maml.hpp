@@ -200,7 +200,8 @@ class Maml {
   /// the loss before adaptation): losses(t, j) = L_q(θ_{steps[j]}) of task t. The tasks run in
   /// parallel on the workers; each row depends on its task alone, so the result is the same
   /// for any thread count. `losses` is resized to tasks × steps. Throws `invalid_argument` for
-  /// an empty or negative step list, an empty task, or a batch the model rejects.
+  /// an empty or negative step list, an empty task, or a batch the model rejects (naming the
+  /// task), with `losses` unchanged.
   template <class Tasks>
   void evaluate(ConstVectorRef<Scalar> theta, const Tasks& tasks, const std::vector<int>& steps,
                 Matrix<Scalar>& losses) {
@@ -214,16 +215,21 @@ class Maml {
     }
     const auto count = static_cast<Index>(tasks.size());
     for (Index t = 0; t < count; ++t) check_task(where, tasks[static_cast<std::size_t>(t)], t);
-    losses.resize(count, static_cast<Index>(steps.size()));
+    evaluated_.resize(count, static_cast<Index>(steps.size()));  // written to `losses` once all succeed
     engine_.for_each(count, [&](Index t, Workspace& ws) {
       const Task& task = tasks[static_cast<std::size_t>(t)];
       const auto score = [&](int k, const auto& theta_k) {
         for (std::size_t j = 0; j < steps.size(); ++j)
-          if (steps[j] == k) losses(t, static_cast<Index>(j)) = evaluate_loss(model_, theta_k, task.query, ws.ws);
+          if (steps[j] == k) evaluated_(t, static_cast<Index>(j)) = evaluate_loss(model_, theta_k, task.query, ws.ws);
       };
-      score(0, theta);
-      inner_loop(ws, theta, task.support, most, score);
+      try {
+        score(0, theta);
+        inner_loop(ws, theta, task.support, most, score);
+      } catch (const metalearn::invalid_argument& e) {
+        throw metalearn::invalid_argument(detail::concat("metalearn: ", where, ": task ", t, ": ", detail::without_prefix(e)));
+      }
     });
+    losses = evaluated_;
   }
 
   /// Mean meta-loss over `tasks` without the gradient (for validation).
@@ -399,6 +405,7 @@ class Maml {
   Model model_;
   MamlOptions options_;
   MetaBatchEngine<Maml> engine_;
+  Matrix<Scalar> evaluated_;  // evaluate's results until every task has succeeded
 };
 
 }  // namespace metalearn
