@@ -36,6 +36,13 @@ using Obj = nn::Objective<nn::Mlp<double>, nn::MeanSquaredError>;
 Obj objective() { return Obj(nn::Mlp<double>({1, 12, 12, 1}, nn::Tanh{}), nn::MeanSquaredError{}); }
 using Sine = metalearn::tasks::SineTasks<double>;
 
+Vector<double> initial_theta(std::uint64_t seed) {
+  Rng rng(seed);
+  Vector<double> theta(objective().parameter_count());
+  objective().initialize(theta, rng);
+  return theta;
+}
+
 std::vector<Sine::Task> draw(Index count, std::uint64_t seed) {
   Sine sampler(seed);
   std::vector<Sine::Task> tasks(static_cast<std::size_t>(count));
@@ -110,9 +117,7 @@ TEST_CASE("algorithm contract: a checkpoint of one algorithm's options refuses a
 TEST_CASE("evaluate: query losses after 0..k steps, in parallel, equal to adapting task by task, any thread count",
           "[maml][evaluate][threads]") {
   const auto tasks = draw(13, 4);
-  Rng rng(5);
-  Vector<double> theta(objective().parameter_count());
-  objective().initialize(theta, rng);
+  const Vector<double> theta = initial_theta(5);
   const std::vector<int> steps{0, 1, 3, 5};
   Matrix<double> reference(13, 4);
   {
@@ -164,9 +169,7 @@ TEST_CASE("evaluate: query losses after 0..k steps, in parallel, equal to adapti
 TEST_CASE("adapt: const with a workspace per thread, two threads at once give the sequential results",
           "[maml][evaluate][threads]") {
   const auto tasks = draw(8, 6);
-  Rng rng(7);
-  Vector<double> theta(objective().parameter_count());
-  objective().initialize(theta, rng);
+  const Vector<double> theta = initial_theta(7);
   MamlOptions o;
   o.inner_lr = 0.01;
   o.inner_steps = 4;
@@ -214,9 +217,7 @@ TEST_CASE("parameter groups: each layer's W and b tile theta, bad groups are ref
 
 TEST_CASE("check::meta_gradient takes any algorithm with the caller's naive meta-loss", "[maml][check]") {
   const auto tasks = draw(3, 8);
-  Rng rng(9);
-  Vector<double> theta(objective().parameter_count());
-  objective().initialize(theta, rng);
+  const Vector<double> theta = initial_theta(9);
   MamlOptions o;
   o.inner_lr = 0.05;
   o.inner_steps = 2;

@@ -80,11 +80,11 @@ template <class A>
 struct has_algorithm_name<A, std::enable_if_t<std::is_convertible_v<decltype(A::name), const char*>>>
     : std::true_type {};
 
-template <class A, class = void>
-struct has_algorithm_describe : std::false_type {};
-template <class A>
-struct has_algorithm_describe<
-    A, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const A&>().describe()), std::string>>>
+// `std::string describe() const`: required of an algorithm, optional for a model
+template <class T, class = void>
+struct has_describe : std::false_type {};
+template <class T>
+struct has_describe<T, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const T&>().describe()), std::string>>>
     : std::true_type {};
 
 template <class A, class = void>
@@ -111,12 +111,6 @@ struct has_algorithm_adapt<
            std::declval<ConstVectorRef<algorithm_scalar_t<A>>>(), std::declval<const typename A::Model::Batch&>(),
            std::declval<VectorRef<algorithm_scalar_t<A>>>(), std::declval<typename A::Workspace&>(), 1))>> : std::true_type {};
 
-template <class M, class = void>
-struct has_describe : std::false_type {};
-template <class M>
-struct has_describe<M, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const M&>().describe()), std::string>>>
-    : std::true_type {};
-
 template <class A, class = void>
 struct has_algorithm_sizes : std::false_type {};
 template <class A>
@@ -130,7 +124,7 @@ struct has_algorithm_sizes<
 template <class A>
 inline constexpr bool is_algorithm_v =
     detail::has_algorithm_types<A>::value && detail::has_algorithm_name<A>::value &&
-    detail::has_algorithm_describe<A>::value && detail::has_algorithm_initialize<A>::value &&
+    detail::has_describe<A>::value && detail::has_algorithm_initialize<A>::value &&
     detail::has_algorithm_sizes<A>::value && detail::has_algorithm_meta_gradient<A>::value &&
     detail::has_algorithm_adapt<A>::value;
 
@@ -147,7 +141,7 @@ constexpr bool check_algorithm() {
   static_assert(detail::has_algorithm_sizes<A>::value,
                 "metalearn: the algorithm needs `Index parameter_count() const` (its meta-parameters) and `const "
                 "Model& model() const`. See README section 'The algorithm contract'.");
-  static_assert(detail::has_algorithm_describe<A>::value,
+  static_assert(detail::has_describe<A>::value,
                 "metalearn: the algorithm has no `std::string describe() const` (its name and options, stored in "
                 "checkpoints). See README section 'The algorithm contract'.");
   static_assert(detail::has_algorithm_initialize<A>::value,

@@ -6,6 +6,7 @@
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/finite.hpp>
 #include <metalearn/core/types.hpp>
+#include <metalearn/meta/algorithm.hpp>
 #include <metalearn/optim/clip.hpp>
 #include <metalearn/optim/update.hpp>
 
@@ -40,13 +41,6 @@ template <class A, class = void>
 inline constexpr bool trainer_algorithm_types_v = false;
 template <class A>
 inline constexpr bool trainer_algorithm_types_v<A, std::void_t<typename A::Scalar, typename A::Task>> = true;
-template <class A, class = void>
-inline constexpr bool trainer_meta_gradient_v = false;
-template <class A>
-inline constexpr bool trainer_meta_gradient_v<
-    A, std::void_t<decltype(std::declval<A&>().meta_loss_and_gradient(
-           std::declval<ConstVectorRef<typename A::Scalar>>(), std::declval<const std::vector<typename A::Task>&>(),
-           std::declval<VectorRef<typename A::Scalar>>()))>> = true;
 template <class O, class S, class = void>
 inline constexpr bool trainer_optimizer_v = false;
 template <class O, class S>
@@ -80,7 +74,7 @@ constexpr bool check_trainer() {
   static_assert(detail::trainer_algorithm_types_v<Algorithm>,
                 "metalearn: MetaTrainer: the algorithm needs member types `Scalar` and `Task` (Maml has them). See "
                 "README section 'The algorithm contract'.");
-  static_assert(!detail::trainer_algorithm_types_v<Algorithm> || detail::trainer_meta_gradient_v<Algorithm>,
+  static_assert(!detail::trainer_algorithm_types_v<Algorithm> || detail::has_algorithm_meta_gradient<Algorithm>::value,
                 "metalearn: MetaTrainer: the algorithm has no `Scalar meta_loss_and_gradient(ConstVectorRef<Scalar>, "
                 "const std::vector<Task>&, VectorRef<Scalar>)`. See README section 'The algorithm contract'.");
   static_assert(detail::trainer_optimizer_v<Optimizer, typename T::Scalar>,
