@@ -4,6 +4,8 @@
 // another version, another kind); for the API target, a few deterministic random inputs;
 // for the IDX target, small IDX files of each element type, damaged ones, and (built with
 // zlib, METALEARN_CORPUS_GZIP) their gzip-compressed forms.
+// checkpoint/v1-*.ckpt are version 1 files written by an earlier build and kept (never
+// regenerated) to prove that old checkpoints still load.
 //   make_fuzz_corpus tests/fuzz/corpus
 #include <metalearn/io/checkpoint.hpp>
 #include <metalearn/io/idx.hpp>
@@ -51,7 +53,7 @@ io::TrainingCheckpoint<S> checkpoint(const std::vector<metalearn::Index>& widths
   for (int b = 0; b < buffers; ++b) c.optimizer.buffers.push_back(c.theta.cwiseAbs() * S(0.01));
   c.iteration = static_cast<std::int64_t>(seed) * 10;
   c.skipped = 1;
-  c.sampler_rng = rng.state();
+  c.sampler = metalearn::sampler_state(rng);
   return c;
 }
 
@@ -91,6 +93,11 @@ int main(int argc, char** argv) {
   write(ck + "valid-float-none.ckpt", f_none);
   write(ck + "valid-double-user-optimizer.ckpt", d_user);
   write(ck + "valid-float-weights.bin", f_weights);
+  auto episodes = checkpoint<float>({4, 3, 2}, io::OptimizerKind::adam, 6);  // a sampler with more than an engine
+  episodes.sampler = {"tasks::EpisodeSampler(2-way 1-shot, 1 queries; classes 8 (2 x 4 rotations), examples 16, "
+                      "features 4)",
+                      {1, 2, 3, 4, 99}};
+  write(ck + "valid-float-episodes.ckpt", io::encode(episodes));
   write(ck + "truncated-half.ckpt", std::vector<unsigned char>(f_adam.begin(), f_adam.begin() + f_adam.size() / 2));
   write(ck + "truncated-header.ckpt", std::vector<unsigned char>(d_sgd.begin(), d_sgd.begin() + 20));
   auto flipped = d_sgd;

@@ -89,7 +89,7 @@ io::TrainingCheckpoint<S> sample_checkpoint() {
   c.optimizer.buffers = {mlt::random_vector<S>(10, rng), mlt::random_vector<S>(10, rng).cwiseAbs()};
   c.iteration = 17;
   c.skipped = 2;
-  c.sampler_rng = Rng(9).state();
+  c.sampler = metalearn::sampler_state(Rng(9));
   return c;
 }
 
@@ -104,7 +104,8 @@ void check_same(const io::TrainingCheckpoint<S>& a, const io::TrainingCheckpoint
   for (std::size_t i = 0; i < a.optimizer.buffers.size(); ++i) CHECK(a.optimizer.buffers[i] == b.optimizer.buffers[i]);
   CHECK(a.iteration == b.iteration);
   CHECK(a.skipped == b.skipped);
-  CHECK(a.sampler_rng == b.sampler_rng);
+  CHECK(a.sampler.kind == b.sampler.kind);
+  CHECK(a.sampler.words == b.sampler.words);
 }
 
 std::uint32_t u32_at(const std::vector<unsigned char>& b, std::size_t at) {
@@ -138,7 +139,7 @@ TEMPLATE_TEST_CASE("checkpoint: the byte layout is the documented one", "[io][fo
   const std::vector<unsigned char> b = io::encode(c);
   const unsigned char magic[8] = {0x89, 'M', 'L', 'C', 'K', '\r', '\n', 0x1A};
   CHECK(std::memcmp(b.data(), magic, 8) == 0);
-  CHECK(u32_at(b, 8) == 1);                                      // version
+  CHECK(u32_at(b, 8) == 2);                                      // version
   CHECK(u32_at(b, 12) == 1);                                     // kind: training
   CHECK(u32_at(b, 16) == (std::is_same_v<S, float> ? 1U : 2U));  // scalar
   CHECK(u32_at(b, 20) == 0);                                     // flags
@@ -146,7 +147,7 @@ TEMPLATE_TEST_CASE("checkpoint: the byte layout is the documented one", "[io][fo
   CHECK(u32_at(b, 28) == 0);
   const std::size_t s = sizeof(S), p = 10;
   const std::size_t expected = 32 + (4 + c.model.size()) + (4 + c.metadata.size()) + (8 + p * s) + 4 + 4 + 8 +
-                               2 * (8 + p * s) + 8 + 8 + 32 + 4;
+                               2 * (8 + p * s) + 8 + 8 + (4 + 3) + 8 + 32 + 4;  // sampler "rng", 4 words
   CHECK(b.size() == expected);
   CHECK(u32_at(b, 32) == c.model.size());
   CHECK(std::string(b.begin() + 36, b.begin() + 36 + static_cast<long>(c.model.size())) == c.model);
@@ -427,6 +428,32 @@ TEST_CASE("checkpoint: a user-defined optimizer takes part through the three ove
   CHECK_THROWS_WITH(io::encode(c), mlt::contains("unknown optimizer kind 7"));
 }
 
+TEST_CASE("checkpoint: a sampler state that cannot be valid is refused on save and on load", "[io][format]") {
+  auto c = sample_checkpoint<double>();
+  c.sampler.words = {0, 0, 0, 0};
+  CHECK_THROWS_WITH(io::encode(c), mlt::contains("the first four not all zero (its RNG), got 4 words"));
+  c.sampler.words = {1, 2, 3};
+  CHECK_THROWS_WITH(io::encode(c), mlt::contains("got 3 words"));
+  c.sampler.words = {1, 2, 3, 4, 5, 6};
+  c.sampler.kind = "mine";
+  auto b = io::encode(c);
+  const auto d = io::decode_training<double>(b.data(), b.size());
+  CHECK(d.sampler.kind == "mine");
+  CHECK(d.sampler.words.size() == 6);
+  // the word count claims more words than the file holds (resealed, so only the field is wrong)
+  const std::size_t count_at = b.size() - 4 - 6 * 8 - 8;
+  b[count_at + 4] = 1;  // 2^32 + 6 words
+  const std::uint64_t size = b.size();
+  for (int i = 0; i < 8; ++i) b[24 + static_cast<std::size_t>(i)] = static_cast<unsigned char>(size >> (8 * i));
+  const std::uint32_t crc = io::crc32c(b.data(), b.size() - 4);
+  for (int i = 0; i < 4; ++i) b[b.size() - 4 + static_cast<std::size_t>(i)] = static_cast<unsigned char>(crc >> (8 * i));
+  CHECK_THROWS_WITH(io::decode_training<double>(b.data(), b.size()), mlt::contains("the sampler's state claims 4294967302 words"));
+  // a bare Rng refuses another sampler's state, naming both
+  metalearn::Rng rng(1);
+  CHECK_THROWS_WITH(check_sampler_state(rng, d.sampler, "test"),
+                    mlt::contains("the checkpoint's task sampler is 'mine', this run's is 'rng'"));
+}
+
 TEST_CASE("checkpoint: the checked-in fuzz seed files still decode as they should (format stability)",
           "[io][format]") {
   const std::string dir = std::string(METALEARN_SOURCE_DIR) + "/tests/fuzz/corpus/checkpoint/";
@@ -444,6 +471,29 @@ TEST_CASE("checkpoint: the checked-in fuzz seed files still decode as they shoul
   CHECK_NOTHROW(io::decode_training<float>(none.data(), none.size()));
   const auto w = mlt::read_bytes(dir + "valid-float-weights.bin");
   CHECK(io::decode_weights<float>(w.data(), w.size()).metadata == "user 7");
+  const auto episodes = mlt::read_bytes(dir + "valid-float-episodes.ckpt");
+  const auto e = io::decode_training<float>(episodes.data(), episodes.size());
+  CHECK(e.sampler.kind.rfind("tasks::EpisodeSampler(2-way 1-shot", 0) == 0);
+  CHECK(e.sampler.words == std::vector<std::uint64_t>{1, 2, 3, 4, 99});
+  // version 1 files (written before the sampler state became a kind and words) still load
+  for (const char* name : {"v1-valid-float-adam.ckpt", "v1-valid-double-sgd.ckpt"}) {
+    const auto b = mlt::read_bytes(dir + name);
+    INFO(name);
+    CHECK(u32_at(b, 8) == 1);
+    if (name[9] == 'f') {
+      const auto c = io::decode_training<float>(b.data(), b.size());
+      CHECK(c.model == "1-3(tanh)-1(identity) mse");
+      CHECK(c.sampler.kind == "rng");
+      CHECK(c.sampler.words.size() == 4);
+      const auto again = io::encode(c);  // re-encoded as the current version, same contents
+      CHECK(u32_at(again, 8) == io::checkpoint_format_version);
+      check_same(io::decode_training<float>(again.data(), again.size()), c);
+    } else {
+      CHECK_NOTHROW(io::decode_training<double>(b.data(), b.size()));
+    }
+  }
+  const auto w1 = mlt::read_bytes(dir + "v1-valid-float-weights.bin");
+  CHECK(io::decode_weights<float>(w1.data(), w1.size()).metadata == "user 7");
   for (const char* name : {"truncated-half.ckpt", "truncated-header.ckpt", "corrupt-bitflip.ckpt", "wrong-version.ckpt",
                            "corrupt-count.ckpt"}) {
     const auto b = mlt::read_bytes(dir + name);

@@ -33,7 +33,7 @@ io::TrainingCheckpoint<double> version(std::int64_t v) {
   c.optimizer.buffers = {Vector<double>::Constant(kParameters, static_cast<double>(-v))};
   c.iteration = v;
   c.skipped = 0;
-  c.sampler_rng = metalearn::Rng(static_cast<std::uint64_t>(v)).state();
+  c.sampler = metalearn::sampler_state(metalearn::Rng(static_cast<std::uint64_t>(v)));
   return c;
 }
 
@@ -47,7 +47,7 @@ std::int64_t identify(const io::TrainingCheckpoint<double>& c) {
   REQUIRE(c.optimizer.steps == v);
   REQUIRE(c.optimizer.buffers.size() == 1);
   REQUIRE(c.optimizer.buffers[0] == expected.optimizer.buffers[0]);
-  REQUIRE(c.sampler_rng == expected.sampler_rng);
+  REQUIRE(c.sampler.words == expected.sampler.words);
   return v;
 }
 

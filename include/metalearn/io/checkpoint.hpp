@@ -4,14 +4,14 @@
 /// sampler's random state, the model's shape) and files of one task's adapted weights: a
 /// documented binary format with a CRC-32C, written atomically, loaded all-or-nothing.
 ///
-/// **Format, version 1** (docs/checkpoint-format.md has the same with examples). All integers
+/// **Format, version 2** (docs/checkpoint-format.md has the same with examples). All integers
 /// are little-endian; scalars are IEEE-754 binary32 (float) or binary64 (double), stored as
 /// their bit patterns in little-endian order, so a file reproduces θ bit for bit.
 ///
 /// | offset | size | field                                                              |
 /// |--------|------|--------------------------------------------------------------------|
 /// | 0      | 8    | magic `89 4D 4C 43 4B 0D 0A 1A` (0x89, "MLCK", CR, LF, Ctrl-Z)      |
-/// | 8      | 4    | u32 format version = 1                                             |
+/// | 8      | 4    | u32 format version = 2 (version 1 files are read too)              |
 /// | 12     | 4    | u32 kind: 1 training checkpoint, 2 adapted weights                 |
 /// | 16     | 4    | u32 scalar: 1 float (binary32), 2 double (binary64)                |
 /// | 20     | 4    | u32 flags, 0 (reserved)                                            |
@@ -24,16 +24,19 @@
 ///   string model description · string metadata · vector θ (P entries) ·
 ///   u32 optimizer kind (0 none, 1 Adam, 2 SGD) · u32 buffer count B (Adam 2: m, v; SGD 1:
 ///   velocity; none 0) · i64 optimizer step count · B vectors of P entries ·
-///   i64 trainer iteration · i64 skipped updates · 4 × u64 sampler RNG state (xoshiro256**).
-/// Body of adapted weights (kind 2): string model description · string metadata · vector θ.
+///   i64 trainer iteration · i64 skipped updates · string sampler kind · u64 word count W
+///   (4 ≤ W ≤ 2²⁰) · W × u64 sampler state, the first four its RNG state (xoshiro256**).
+/// Version 1 ended instead with the 4 × u64 RNG state alone, read as a sampler of kind "rng".
+/// Body of adapted weights (kind 2, the same in both versions): string model description ·
+/// string metadata · vector θ.
 ///
 /// **Loading** checks, in order, and throws `metalearn::checkpoint_error` naming the file and
 /// the first problem: the length against the minimum, the magic, the version, the kind, the
 /// scalar type, the flags, the recorded size against the file's (truncation), the checksum,
 /// then every field with its count bounded by the bytes that remain (nothing is allocated
 /// from a count before that check), θ finite, no trailing bytes, and finally the model description,
-/// the parameter count, the optimizer kind and sizes, the counters and the RNG state against
-/// the objects it is loaded into. Everything is decoded into temporaries first; the
+/// the parameter count, the optimizer kind and sizes, the counters and the sampler's kind and
+/// state against the objects it is loaded into. Everything is decoded into temporaries first; the
 /// destination objects are written only when every check has passed.
 ///
 /// **Saving** validates its arguments (throwing `invalid_argument` with nothing written),
@@ -48,9 +51,9 @@
 /// in `save_checkpoint<float>(…)`):
 /// @code
 /// namespace io = metalearn::io;
-/// io::save_checkpoint("run.ckpt", objective.describe(), theta, adam, trainer, sampler.rng());
+/// io::save_checkpoint("run.ckpt", maml.describe(), theta, adam, trainer, sampler.rng());
 /// // later, in a fresh process, with objects built the same way:
-/// io::load_checkpoint("run.ckpt", objective.describe(), theta, adam, trainer, sampler.rng());
+/// io::load_checkpoint("run.ckpt", maml.describe(), theta, adam, trainer, sampler.rng());
 /// trainer.run(theta, remaining);  // continues bit for bit
 /// @endcode
 ///
@@ -59,6 +62,8 @@
 /// `checkpoint_error` unless `restore_optimizer_state` would succeed) and
 /// `restore_optimizer_state(opt, state)` (must not throw after a successful check). They are
 /// provided here for `optim::Adam` and `optim::Sgd`; write the same three for your own.
+/// Task samplers take part the same way (tasks/sampler_state.hpp): a bare `Rng` (pass
+/// `SineTasks::rng()`) and `tasks::EpisodeSampler` (pass the sampler) have them.
 
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/finite.hpp>
@@ -68,6 +73,7 @@
 #include <metalearn/io/crc32c.hpp>
 #include <metalearn/optim/adam.hpp>
 #include <metalearn/optim/sgd.hpp>
+#include <metalearn/tasks/sampler_state.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -81,7 +87,11 @@
 namespace metalearn::io {
 
 /// Version of the format this build writes and reads.
-inline constexpr std::uint32_t checkpoint_format_version = 1;
+inline constexpr std::uint32_t checkpoint_format_version = 2;
+/// Oldest version this build reads.
+inline constexpr std::uint32_t checkpoint_oldest_version = 1;
+/// Most words a sampler's state may hold.
+inline constexpr std::uint64_t checkpoint_max_sampler_words = 1U << 20;
 /// Longest model description or metadata string a file may hold (bytes).
 inline constexpr std::uint32_t checkpoint_max_string = 1U << 20;
 
@@ -120,7 +130,7 @@ struct TrainingCheckpoint {
   OptimizerState<Scalar> optimizer; ///< the meta-optimizer's state
   std::int64_t iteration = 0;       ///< meta-iterations completed
   std::int64_t skipped = 0;         ///< updates skipped (non-finite meta-gradients)
-  Rng::State sampler_rng{};         ///< the task sampler's engine state
+  SamplerState sampler{"rng", {}};  ///< the task sampler's kind and state (`sampler_state(s)`)
 
   /// Where θ is restored to (`restore_checkpoint`).
   using Ref = VectorRef<Scalar>;
@@ -292,6 +302,7 @@ class Reader {
 
   std::size_t remaining() const { return end_ - pos_; }
   std::size_t position() const { return pos_; }
+  std::uint32_t version = checkpoint_format_version;  ///< the file's format version (open_body)
 
   std::uint32_t u32(const char* what) {
     need(4, what);
@@ -361,8 +372,9 @@ Reader open_body(const unsigned char* data, std::size_t size, FileKind kind, con
   if (std::memcmp(data, kMagic, 8) != 0) header.fail("not a metalearn checkpoint (bad magic number)");
   Reader r(data, kHeaderSize, 8, where, source);
   const std::uint32_t version = r.u32("version");
-  if (version != checkpoint_format_version)
-    r.fail("format version ", version, ", this build reads version ", checkpoint_format_version);
+  if (version < checkpoint_oldest_version || version > checkpoint_format_version)
+    r.fail("format version ", version, ", this build reads versions ", checkpoint_oldest_version, " to ",
+           checkpoint_format_version);
   const std::uint32_t k = r.u32("kind");
   if (k != static_cast<std::uint32_t>(kind))
     r.fail("holds ", k == 1 ? "a training checkpoint" : k == 2 ? "adapted weights" : "an unknown kind of file",
@@ -372,7 +384,7 @@ Reader open_body(const unsigned char* data, std::size_t size, FileKind kind, con
   if (scalar != scalar_code<Scalar>())
     r.fail("scalar type ", scalar_name(scalar), " (code ", scalar, "), expected ", scalar_name(scalar_code<Scalar>()));
   const std::uint32_t flags = r.u32("flags");
-  if (flags != 0) r.fail("flags are ", flags, ", expected 0 in format version ", checkpoint_format_version);
+  if (flags != 0) r.fail("flags are ", flags, ", expected 0 in format version ", version);
   const std::uint64_t recorded = r.u64("size");
   if (recorded > size)
     r.fail("truncated: the header records ", recorded, " bytes, the file has ", size);
@@ -381,7 +393,9 @@ Reader open_body(const unsigned char* data, std::size_t size, FileKind kind, con
   for (int i = 0; i < 4; ++i) stored |= std::uint32_t{data[size - 4 + static_cast<std::size_t>(i)]} << (8 * i);
   const std::uint32_t actual = crc32c(data, size - 4);
   if (stored != actual) r.fail("checksum mismatch (stored CRC-32C ", stored, ", computed ", actual, "): corrupt file");
-  return Reader(data, size - 4, kHeaderSize, where, source);
+  Reader body(data, size - 4, kHeaderSize, where, source);
+  body.version = version;
+  return body;
 }
 
 inline void finish_body(const Reader& r) {
@@ -401,7 +415,10 @@ inline int expected_buffers(std::uint32_t kind) {
   return kind >= 256 && kind <= 65535 ? -1 : -2;
 }
 
-inline bool rng_state_valid(const Rng::State& s) { return (s[0] | s[1] | s[2] | s[3]) != 0; }
+inline bool sampler_valid(const SamplerState& s) {
+  return s.kind.size() <= checkpoint_max_string && s.words.size() <= checkpoint_max_sampler_words &&
+         metalearn::detail::rng_words_valid(s.words);
+}
 
 }  // namespace detail
 
@@ -432,7 +449,10 @@ std::vector<unsigned char> encode(const TrainingCheckpoint<Scalar>& c) {
     fail(where, "the optimizer state has ", c.optimizer.buffers.size(), " buffers, which its kind does not allow");
   if (c.iteration < 0 || c.skipped < 0 || c.skipped > c.iteration)
     fail(where, "trainer counters must satisfy 0 <= skipped <= iteration, got ", c.skipped, " and ", c.iteration);
-  if (!detail::rng_state_valid(c.sampler_rng)) fail(where, "the sampler's RNG state is all zero (invalid)");
+  if (!detail::sampler_valid(c.sampler))
+    fail(where, "the sampler state must have a kind of at most ", checkpoint_max_string, " bytes and 4 to ",
+         checkpoint_max_sampler_words, " words, the first four not all zero (its RNG), got ", c.sampler.words.size(),
+         " words");
   detail::Writer w;
   w.header(FileKind::training, detail::scalar_code<Scalar>());
   w.string(c.model);
@@ -444,7 +464,9 @@ std::vector<unsigned char> encode(const TrainingCheckpoint<Scalar>& c) {
   for (const auto& b : c.optimizer.buffers) w.vector<Scalar>(b);
   w.i64(c.iteration);
   w.i64(c.skipped);
-  for (std::uint64_t word : c.sampler_rng) w.u64(word);
+  w.string(c.sampler.kind);
+  w.u64(c.sampler.words.size());
+  for (std::uint64_t word : c.sampler.words) w.u64(word);
   return w.finish();
 }
 
@@ -484,8 +506,19 @@ TrainingCheckpoint<Scalar> decode_training(const unsigned char* data, std::size_
   c.iteration = r.i64("the trainer iteration");
   c.skipped = r.i64("the skipped count");
   detail::check_counters(c.iteration, c.skipped, where, source);
-  for (auto& word : c.sampler_rng) word = r.u64("the sampler's RNG state");
-  if (!detail::rng_state_valid(c.sampler_rng)) r.fail("the sampler's RNG state is all zero (invalid)");
+  if (r.version == 1) {
+    c.sampler.kind = "rng";
+    c.sampler.words.resize(4);
+  } else {
+    c.sampler.kind = r.string("the sampler kind");
+    const std::uint64_t words = r.u64("the sampler's word count");
+    if (words < 4 || words > checkpoint_max_sampler_words || words > r.remaining() / 8)
+      r.fail("the sampler's state claims ", words, " words, expected 4 to ", checkpoint_max_sampler_words,
+             " within the ", r.remaining(), " bytes that remain");
+    c.sampler.words.resize(static_cast<std::size_t>(words));
+  }
+  for (auto& word : c.sampler.words) word = r.u64("the sampler's state");
+  if (!metalearn::detail::rng_words_valid(c.sampler.words)) r.fail("the sampler's RNG state is all zero (invalid)");
   detail::finish_body(r);
   return c;
 }
@@ -548,14 +581,16 @@ void write_checkpoint(const std::string& path, const TrainingCheckpoint<Scalar>&
 /// @param optimizer   the meta-optimizer (`optim::Adam`, `optim::Sgd`, or a type with the
 ///                    overloads of the file comment)
 /// @param trainer     anything with `iteration()` and `skipped()` (`MetaTrainer`)
-/// @param sampler_rng the task sampler's engine (`SineTasks::rng()`)
+/// @param sampler     the task sampler: its engine (`SineTasks::rng()`), a
+///                    `tasks::EpisodeSampler`, or a type with the overloads of
+///                    tasks/sampler_state.hpp
 /// @param metadata    free-form text stored beside (e.g. the training configuration)
 /// Throws `invalid_argument` on inconsistent arguments (nothing is written) and
 /// `checkpoint_error` if the file cannot be written (the old file is kept).
-template <class Scalar = void, class Optimizer, class Trainer>
+template <class Scalar = void, class Optimizer, class Trainer, class Sampler>
 void save_checkpoint(const std::string& path, const std::string& model,
                      ConstVectorRef<detail::checkpoint_scalar_t<Scalar, Optimizer>> theta, const Optimizer& optimizer,
-                     const Trainer& trainer, const Rng& sampler_rng, const std::string& metadata = {}) {
+                     const Trainer& trainer, const Sampler& sampler, const std::string& metadata = {}) {
   TrainingCheckpoint<detail::checkpoint_scalar_t<Scalar, Optimizer>> c;
   c.model = model;
   c.metadata = metadata;
@@ -563,7 +598,7 @@ void save_checkpoint(const std::string& path, const std::string& model,
   c.optimizer = optimizer_state(optimizer);
   c.iteration = static_cast<std::int64_t>(trainer.iteration());
   c.skipped = static_cast<std::int64_t>(trainer.skipped());
-  c.sampler_rng = sampler_rng.state();
+  c.sampler = sampler_state(sampler);
   const std::vector<unsigned char> bytes = encode(c);
   write_file_atomically(path, bytes.data(), bytes.size(), "io::save_checkpoint");
 }
@@ -571,12 +606,12 @@ void save_checkpoint(const std::string& path, const std::string& model,
 /// Restores a decoded checkpoint into the objects of a training run, all or nothing: checks
 /// the model description, the parameter count and the optimizer state first (throwing
 /// `checkpoint_error` naming the mismatch, with every object unchanged), then writes θ, the
-/// optimizer, the trainer's counters (`restore(iteration, skipped)`) and the sampler's engine.
+/// optimizer, the trainer's counters (`restore(iteration, skipped)`) and the sampler.
 /// `source` names the checkpoint in messages.
-template <class Scalar, class Optimizer, class Trainer>
+template <class Scalar, class Optimizer, class Trainer, class Sampler>
 void restore_checkpoint(const TrainingCheckpoint<Scalar>& c, const std::string& model,
                         typename TrainingCheckpoint<Scalar>::Ref theta,
-                        Optimizer& optimizer, Trainer& trainer, Rng& sampler_rng,
+                        Optimizer& optimizer, Trainer& trainer, Sampler& sampler,
                         const std::string& source = "<memory>", const char* where = "io::restore_checkpoint") {
   using metalearn::detail::fail_file;
   if (c.model != model)
@@ -586,27 +621,26 @@ void restore_checkpoint(const TrainingCheckpoint<Scalar>& c, const std::string& 
   const std::string context = metalearn::detail::concat(where, ": '", source, "'");
   check_optimizer_state(optimizer, c.optimizer, context.c_str());
   detail::check_counters(c.iteration, c.skipped, where, source);
-  if (!detail::rng_state_valid(c.sampler_rng))
-    fail_file(where, "'", source, "': the sampler's RNG state is all zero (invalid)");
+  check_sampler_state(sampler, c.sampler, context.c_str());
   // Commit: nothing below throws after the checks above.
   theta = c.theta;
   restore_optimizer_state(optimizer, c.optimizer);
   trainer.restore(static_cast<Index>(c.iteration), static_cast<Index>(c.skipped));
-  sampler_rng.set_state(c.sampler_rng);
+  restore_sampler_state(sampler, c.sampler);
 }
 
 /// Loads the checkpoint at `path` into the objects of a training run (`read_checkpoint`, then
 /// `restore_checkpoint`). Returns the checkpoint's metadata. On any error throws
 /// `checkpoint_error` and every object is unchanged.
-template <class Scalar = void, class Optimizer, class Trainer>
+template <class Scalar = void, class Optimizer, class Trainer, class Sampler>
 std::string load_checkpoint(const std::string& path, const std::string& model,
                             VectorRef<detail::checkpoint_scalar_t<Scalar, Optimizer>> theta, Optimizer& optimizer,
-                            Trainer& trainer, Rng& sampler_rng) {
+                            Trainer& trainer, Sampler& sampler) {
   using S = detail::checkpoint_scalar_t<Scalar, Optimizer>;
   constexpr const char* where = "io::load_checkpoint";
   const std::vector<unsigned char> bytes = read_file(path, where);
   const TrainingCheckpoint<S> c = decode_training<S>(bytes.data(), bytes.size(), path, where);
-  restore_checkpoint(c, model, theta, optimizer, trainer, sampler_rng, path, where);
+  restore_checkpoint(c, model, theta, optimizer, trainer, sampler, path, where);
   return c.metadata;
 }
 
