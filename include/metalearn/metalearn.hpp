@@ -8,7 +8,8 @@
 ///
 /// Everything here is portable C++17 and Eigen. Files are the exception and live in io/,
 /// which this header does not include: `#include <metalearn/io/checkpoint.hpp>` for
-/// checkpoints (it brings the operating system's file headers, POSIX or Windows).
+/// checkpoints (it brings the operating system's file headers, POSIX or Windows), and the
+/// headers that read datasets from files: data/, train/, tasks/episodes.hpp.
 
 #include <metalearn/version.hpp>
 
@@ -16,6 +17,7 @@
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/finite.hpp>
 #include <metalearn/core/random.hpp>
+#include <metalearn/core/statistics.hpp>
 #include <metalearn/core/types.hpp>
 
 #include <metalearn/model.hpp>
@@ -27,6 +29,7 @@
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>
 
+#include <metalearn/meta/few_shot.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/trainer.hpp>
 
@@ -36,6 +39,7 @@
 
 #include <metalearn/parallel/thread_pool.hpp>
 
+#include <metalearn/tasks/sampler_state.hpp>
 #include <metalearn/tasks/sine.hpp>
 #include <metalearn/tasks/task.hpp>
 
