@@ -27,7 +27,7 @@ reproduces those binary images (inverted like the default), for comparisons with
 
 --subset writes the drawings of the chosen alphabets, unchanged, into zips in the official
 layout (images_background.zip and/or images_evaluation.zip in the folder given; the tests'
-committed subset, tests/data/omniglot, is made this way).
+committed subset, tests/fixtures/omniglot, is made this way; its idx/ folder is this script's --gzip output).
 
 Needs Debian's python3-pil. Exit status 2 for bad arguments or missing data, 1 for a bad file.
 """

@@ -130,6 +130,15 @@ class Converter(unittest.TestCase):
         for name in ("omniglot-images-idx3-ubyte", "omniglot-characters-idx1-short", "omniglot-index.tsv"):
             self.assertEqual(slurp(os.path.join(out, name)), slurp(os.path.join(self.out, name)))
 
+    def test_committed_converted_subset_is_the_converters_output(self):
+        # tests/fixtures/omniglot/idx (read by the C++ tests) holds exactly what the converter makes
+        committed = os.path.join(SUBSET, "idx")
+        for name in ("omniglot-images-idx3-ubyte", "omniglot-characters-idx1-short", "omniglot-alphabets-idx1-ubyte"):
+            self.assertEqual(gzip.decompress(slurp(os.path.join(committed, name + ".gz"))),
+                             slurp(os.path.join(self.out, name)), name)
+        self.assertEqual(slurp(os.path.join(committed, "omniglot-index.tsv")),
+                         slurp(os.path.join(self.out, "omniglot-index.tsv")))
+
     def test_bad_input(self):
         r = run("--data", os.path.join(self.tmp, "nothing-here"), "--out", os.path.join(self.tmp, "x"))
         self.assertEqual(r.returncode, 2)
