@@ -1,8 +1,10 @@
-"""Shared by the PyTorch MAML sine benchmarks (maml_torch.py, maml_torch_batched.py, check_grads.py).
+"""Shared by the PyTorch MAML benchmarks (maml_torch.py, maml_torch_batched.py, check_grads.py).
 
-Holds what must be identical across the implementations: the command-line flags, the sinusoid task
-distribution, the MAML-paper initialisation, and the timing / JSON report. Also finds out which BLAS
-library torch actually resolved, and gives OpenBLAS the same thread count as torch.
+Holds what must be identical across the implementations: the command-line flags, the two workloads
+(--workload sine: the sinusoid task distribution and the 1-W-W-1 network; --workload omniglot: N-way
+K-shot episodes of synthetic 28x28 images and the 784-256-128-64-64-N classifier), the MAML-paper
+initialisation, and the timing / JSON report. Also finds out which BLAS library torch actually
+resolved, and gives OpenBLAS the same thread count as torch.
 
 Only the Python standard library and Debian's python3-torch are used. Run with /usr/bin/python3.
 """
@@ -17,6 +19,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 K_SHOT = 10  # support points and query points per task
 INNER_LR = 0.01  # alpha, plain gradient descent in the inner loop
@@ -25,26 +28,117 @@ INIT_STD = 0.01  # weights: truncated normal, sigma 0.01, truncated at 2 sigma; 
 AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, math.pi)
 X_RANGE = (-5.0, 5.0)
+SINE_META_BATCH = 25
+
+# The few-shot Omniglot workload of the MAML paper's non-convolutional network (Finn et al. 2017,
+# section 5.2): N-way K-shot episodes, K support and K query images per class, 1 inner SGD step at
+# alpha = 0.4, meta-batch 32. The images are synthetic (uniform pixels in [0, 1]): the time of a
+# meta-iteration does not depend on the pixel values.
+IMAGE_PIXELS = 28 * 28
+OMNIGLOT_HIDDEN = (256, 128, 64, 64)
+OMNIGLOT_INNER_LR = 0.4
+OMNIGLOT_META_BATCH = 32
 
 
 def parse_args(description):
     parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--workload", choices=("sine", "omniglot"), default="sine",
+                        help="sine: the sinusoid regression of the MAML paper (default); omniglot: "
+                             "N-way K-shot classification with the 784-256-128-64-64-N network")
+    parser.add_argument("--ways", type=int, default=5, help="omniglot: classes per episode N")
+    parser.add_argument("--shots", type=int, default=1,
+                        help="omniglot: support (and query) images per class K")
     parser.add_argument("--order", type=int, choices=(1, 2), default=2,
                         help="2: exact meta-gradient through the inner steps; 1: first-order MAML")
     parser.add_argument("--inner-steps", type=int, default=1, help="inner gradient steps S")
-    parser.add_argument("--width", type=int, default=40, help="hidden width W of the 1-W-W-1 network")
-    parser.add_argument("--meta-batch", type=int, default=25, help="tasks per meta-iteration B")
+    parser.add_argument("--width", type=int, default=40,
+                        help="sine: hidden width W of the 1-W-W-1 network (omniglot: not used)")
+    parser.add_argument("--meta-batch", type=int, default=None,
+                        help=f"tasks per meta-iteration B (default {SINE_META_BATCH} for sine, "
+                             f"{OMNIGLOT_META_BATCH} for omniglot)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (and OpenBLAS threads)")
     parser.add_argument("--iterations", type=int, default=100, help="timed meta-iterations N")
     parser.add_argument("--warmup", type=int, default=10, help="untimed meta-iterations M before timing")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    for name in ("inner_steps", "width", "meta_batch", "threads", "iterations"):
+    if args.meta_batch is None:
+        args.meta_batch = OMNIGLOT_META_BATCH if args.workload == "omniglot" else SINE_META_BATCH
+    for name in ("inner_steps", "width", "meta_batch", "threads", "iterations", "shots"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.warmup < 0:
         parser.error("--warmup must be non-negative")
+    if args.ways < 2:
+        parser.error("--ways must be at least 2")
     return args
+
+
+class Sine:
+    """The sinusoid regression workload: 1-W-W-1 network, mean squared error, alpha = 0.01."""
+
+    name = "sine"
+    inner_lr = INNER_LR
+
+    def __init__(self, width):
+        self.width = width
+        self.shapes = [(width, 1), (width, width), (1, width)]  # (out, in) of each layer
+
+    @staticmethod
+    def loss(outputs, targets):
+        """Mean over the examples of one task (outputs, targets: [K, 1])."""
+        return F.mse_loss(outputs, targets)
+
+    def sample(self, meta_batch, dtype=None):
+        return sample_tasks(meta_batch, dtype)
+
+    def init_params(self, dtype=None):
+        return init_params(self.width, dtype)
+
+    def report_fields(self):
+        return {"width": self.width}
+
+
+class Omniglot:
+    """N-way K-shot classification: 784-256-128-64-64-N network, softmax cross-entropy, alpha = 0.4."""
+
+    name = "omniglot"
+    inner_lr = OMNIGLOT_INNER_LR
+
+    def __init__(self, ways, shots):
+        self.ways, self.shots = ways, shots
+        widths = (IMAGE_PIXELS,) + OMNIGLOT_HIDDEN + (ways,)
+        self.shapes = [(widths[i + 1], widths[i]) for i in range(len(widths) - 1)]  # (out, in)
+        self.network = "-".join(str(w) for w in widths)
+
+    @staticmethod
+    def loss(logits, labels):
+        """Mean softmax cross-entropy over the examples of one task (logits [n, N], labels [n])."""
+        return F.cross_entropy(logits, labels)
+
+    def sample(self, meta_batch, dtype=None):
+        """B episodes of N*K support and N*K query images, uniform pixels in [0, 1].
+
+        Returns (xs, ys, xq, yq): images [B, N*K, 784], labels [B, N*K] (int64, class c for the
+        examples c*K ... c*K + K - 1). Uses torch's global RNG.
+        """
+        examples = self.ways * self.shots
+        x = torch.rand(meta_batch, 2 * examples, IMAGE_PIXELS, dtype=dtype)
+        labels = torch.arange(self.ways).repeat_interleave(self.shots).expand(meta_batch, examples)
+        labels = labels.contiguous()
+        return x[:, :examples], labels, x[:, examples:], labels
+
+    def init_params(self, dtype=None):
+        return init_network(self.shapes, dtype)
+
+    def report_fields(self):
+        return {"workload": "omniglot", "network": self.network, "ways": self.ways, "shots": self.shots}
+
+
+def make_workload(args):
+    """The workload the flags ask for."""
+    if args.workload == "omniglot":
+        return Omniglot(args.ways, args.shots)
+    return Sine(args.width)
 
 
 class _DlInfo(ctypes.Structure):
@@ -106,7 +200,15 @@ def init_params(width, dtype=None):
 
     Returns [w1, b1, w2, b2, w3, b3] as leaf tensors that require grad. Uses torch's global RNG.
     """
-    shapes = [(width, 1), (width, width), (1, width)]
+    return init_network([(width, 1), (width, width), (1, width)], dtype)
+
+
+def init_network(shapes, dtype=None):
+    """MAML-paper initialisation of a network whose layers have the given (out, in) shapes.
+
+    Weights truncated normal (sigma 0.01, cut at 2 sigma), biases zero. Returns [w1, b1, w2, b2, ...]
+    as leaf tensors that require grad. Uses torch's global RNG.
+    """
     params = []
     for out_in in shapes:
         weight = torch.empty(out_in, dtype=dtype)
@@ -135,7 +237,7 @@ def percentile(sorted_values, q):
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
-def run_benchmark(impl, args, meta_iteration, blas, blas_config):
+def run_benchmark(impl, args, workload, meta_iteration, blas, blas_config):
     """Runs M warm-up and N timed meta-iterations, prints the one JSON line of the report."""
     for _ in range(args.warmup):
         meta_iteration()
@@ -146,11 +248,9 @@ def run_benchmark(impl, args, meta_iteration, blas, blas_config):
         times_ms.append((time.perf_counter_ns() - start) / 1e6)
     times_ms.sort()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # ru_maxrss is in KiB
-    report = {
-        "impl": impl,
-        "order": args.order,
-        "inner_steps": args.inner_steps,
-        "width": args.width,
+    report = {"impl": impl, "order": args.order, "inner_steps": args.inner_steps}
+    report.update(workload.report_fields())  # sine: width; omniglot: workload, network, ways, shots
+    report.update({
         "meta_batch": args.meta_batch,
         "threads": args.threads,
         "iterations": args.iterations,
@@ -161,6 +261,6 @@ def run_benchmark(impl, args, meta_iteration, blas, blas_config):
         "blas": blas,
         "blas_config": blas_config,
         "torch_version": torch.__version__,
-    }
+    })
     print(json.dumps(report))
     sys.stdout.flush()

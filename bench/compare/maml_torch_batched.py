@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""MAML on sinusoid regression in PyTorch, batched over tasks: the strongest eager PyTorch version.
+"""MAML in PyTorch, batched over tasks: the strongest eager PyTorch version.
 
 All B tasks go through the network at once. Each task's fast weights are one slice of a leading
 batch dimension: the hidden W x W layer is one torch.baddbmm, and the 1-wide input and output
@@ -10,6 +10,10 @@ theta.expand(B, ...) -- a view, nothing is copied -- and torch.autograd.grad of 
 losses with respect to these per-task views gives each task its own gradient, because task b's
 loss depends only on slice b. The inner step is one fused torch.add per tensor, each loss is one
 mse_loss call, and the meta-gradient reaches theta through ExpandBackward (a sum over tasks).
+
+--workload omniglot (784-256-128-64-64-N, softmax cross-entropy): every layer is a real matrix
+product, so each is one torch.baddbmm over the B tasks' fast weights, theta kept as (in, out)
+weights and [1, out] bias rows; each loss is one F.cross_entropy over all B*N*K examples.
 
 Prints one JSON line (see README.md). Run with Debian's /usr/bin/python3, which sees python3-torch.
 """
@@ -51,34 +55,99 @@ def forward(params, x):
     return (h * w3).sum(-1, keepdim=True) + b3  # output layer: a dot product per point
 
 
-def meta_loss(theta, tasks, order, inner_steps):
-    """Mean over the B tasks of the query MSE at each task's adapted weights."""
+def to_dense_layout(params):
+    """[w1, b1, ...] in torch's (out, in) layout -> (in, out) weights and [1, out] bias rows, for
+    baddbmm in every layer (omniglot). Returns new leaf tensors that require grad."""
+    batched = [p.t() if i % 2 == 0 else p.unsqueeze(0) for i, p in enumerate(p.detach() for p in params)]
+    return [p.contiguous().requires_grad_() for p in batched]
+
+
+def grads_from_dense_layout(grads):
+    return [g.t() if i % 2 == 0 else g.squeeze(0) for i, g in enumerate(grads)]
+
+
+def forward_dense(params, x):
+    """An MLP on all tasks at once, one baddbmm per layer; x: [B, n, in], returns [B, n, out].
+
+    params: per-task weights [B, in, out] and biases [B, 1, out], ReLU on all but the last layer.
+    """
+    last = len(params) - 2
+    h = x
+    for i in range(0, last, 2):
+        h = torch.relu(torch.baddbmm(params[i + 1], h, params[i]))
+    return torch.baddbmm(params[last + 1], h, params[last])
+
+
+class SineLayout:
+    """The sine workload in batched form: the 1-wide layers as broadcasts, MSE losses."""
+
+    to_layout = staticmethod(to_batched_layout)
+    from_layout = staticmethod(grads_to_torch_layout)
+    forward = staticmethod(forward)
+
+    @staticmethod
+    def summed_task_loss(outputs, targets):
+        """Sum over tasks of each task's mean loss (every task has outputs.shape[1] examples)."""
+        return F.mse_loss(outputs, targets, reduction="sum") / outputs.shape[1]
+
+    @staticmethod
+    def mean_task_loss(outputs, targets):
+        """Mean over tasks of each task's mean loss: the mean over all B*K examples."""
+        return F.mse_loss(outputs, targets)
+
+
+class OmniglotLayout:
+    """The omniglot workload in batched form: baddbmm in every layer, cross-entropy losses."""
+
+    to_layout = staticmethod(to_dense_layout)
+    from_layout = staticmethod(grads_from_dense_layout)
+    forward = staticmethod(forward_dense)
+
+    @staticmethod
+    def summed_task_loss(logits, labels):
+        classes = logits.shape[-1]
+        return F.cross_entropy(logits.reshape(-1, classes), labels.reshape(-1), reduction="sum") / logits.shape[1]
+
+    @staticmethod
+    def mean_task_loss(logits, labels):
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def layout(workload):
+    return OmniglotLayout if workload.name == "omniglot" else SineLayout
+
+
+def meta_loss(theta, tasks, order, inner_steps, workload):
+    """Mean over the B tasks of the query loss at each task's adapted weights."""
     xs, ys, xq, yq = tasks
-    meta_batch, k_shot = xs.shape[0], xs.shape[1]
+    shape = layout(workload)
+    meta_batch = xs.shape[0]
     fast = [p.expand(meta_batch, *p.shape) for p in theta]
     for _ in range(inner_steps):
         # Sum over tasks of each task's mean support loss: its gradient with respect to task b's
         # fast weights is exactly task b's own inner gradient.
-        support_loss = F.mse_loss(forward(fast, xs), ys, reduction="sum") / k_shot
+        support_loss = shape.summed_task_loss(shape.forward(fast, xs), ys)
         grads = torch.autograd.grad(support_loss, fast, create_graph=(order == 2))
-        fast = [torch.add(w, g, alpha=-common.INNER_LR) for w, g in zip(fast, grads)]
-    # Every task has K query points, so the mean over all B*K points is the mean of the task means.
-    return F.mse_loss(forward(fast, xq), yq)
+        fast = [torch.add(w, g, alpha=-workload.inner_lr) for w, g in zip(fast, grads)]
+    # Every task has the same number of query examples, so the mean over all of them is the mean
+    # of the task means.
+    return shape.mean_task_loss(shape.forward(fast, xq), yq)
 
 
 def main():
     args = common.parse_args(__doc__.splitlines()[0])
+    workload = common.make_workload(args)
     blas, blas_config = common.setup_torch(args.threads, args.seed)
-    theta = to_batched_layout(common.init_params(args.width))
+    theta = layout(workload).to_layout(workload.init_params())
     optimizer = torch.optim.Adam(theta, lr=common.META_LR)
 
     def meta_iteration():
-        tasks = common.sample_tasks(args.meta_batch)
+        tasks = workload.sample(args.meta_batch)
         optimizer.zero_grad(set_to_none=True)
-        meta_loss(theta, tasks, args.order, args.inner_steps).backward()
+        meta_loss(theta, tasks, args.order, args.inner_steps, workload).backward()
         optimizer.step()
 
-    common.run_benchmark(IMPL, args, meta_iteration, blas, blas_config)
+    common.run_benchmark(IMPL, args, workload, meta_iteration, blas, blas_config)
 
 
 if __name__ == "__main__":
