@@ -431,9 +431,9 @@ TEST_CASE("checkpoint: a user-defined optimizer takes part through the three ove
 TEST_CASE("checkpoint: a sampler state that cannot be valid is refused on save and on load", "[io][format]") {
   auto c = sample_checkpoint<double>();
   c.sampler.words = {0, 0, 0, 0};
-  CHECK_THROWS_WITH(io::encode(c), mlt::contains("the first four not all zero (its RNG), got 4 words"));
+  CHECK_THROWS_WITH(io::encode(c), mlt::contains("the sampler's RNG state is all zero"));
   c.sampler.words = {1, 2, 3};
-  CHECK_THROWS_WITH(io::encode(c), mlt::contains("got 3 words"));
+  CHECK_THROWS_WITH(io::encode(c), mlt::contains("the sampler state must have 4 to 1048576 words, got 3"));
   c.sampler.words = {1, 2, 3, 4, 5, 6};
   c.sampler.kind = "mine";
   auto b = io::encode(c);

@@ -695,9 +695,9 @@ TEST_CASE("bad input: a truncated checkpoint", "[bad-input][checkpoint]") {
 TEST_CASE("bad input: a checkpoint of another format version", "[bad-input][checkpoint]") {
   CheckpointFixture f;
   auto b = f.good_bytes;
-  put_u32(b, 8, 2);
+  put_u32(b, 8, 3);
   reseal(b);
-  expect_checkpoint_error([&] { f.load(f.write("v2.ckpt", b)); }, "format version 2, this build reads version 1");
+  expect_checkpoint_error([&] { f.load(f.write("v3.ckpt", b)); }, "format version 3, this build reads versions 1 to 2");
   f.unchanged();
 }
 
@@ -786,13 +786,13 @@ TEST_CASE("bad input: a forged checkpoint with a negative Adam second moment (va
 TEST_CASE("bad input: a forged checkpoint with skipped > iteration or an all-zero RNG (valid checksum)",
           "[bad-input][checkpoint]") {
   CheckpointFixture f;
-  const std::size_t tail = f.good_bytes.size() - 4 - 32;  // the RNG state is the last field
+  const std::size_t tail = f.good_bytes.size() - 4 - 32;  // the sampler's RNG words are the last field
   auto zero_rng = f.good_bytes;
   for (std::size_t i = 0; i < 32; ++i) zero_rng[tail + i] = 0;
   reseal(zero_rng);
   expect_checkpoint_error([&] { f.load(f.write("rng.ckpt", zero_rng)); }, "RNG state is all zero");
   auto counters = f.good_bytes;
-  put_u64(counters, tail - 8, 99);  // skipped
+  put_u64(counters, tail - 8 - (4 + 3) - 8, 99);  // skipped, before the kind "rng" and the word count
   reseal(counters);
   expect_checkpoint_error([&] { f.load(f.write("cnt.ckpt", counters)); }, "0 <= skipped <= iteration, got 99 and 2");
   f.unchanged();

@@ -90,7 +90,7 @@ TEST_CASE("classes_in_groups: the classes of chosen groups, and a grouping that 
   CHECK_THROWS_WITH(([&] { tasks::classes_in_groups(labels, 5, metalearn::Labels(2), {7}); }()), mlt::contains("example_groups"));
 }
 
-TEST_CASE("ClassPool: classes grouped with their examples; rotations are quarter turns as four classes",
+TEST_CASE("ClassPool: classes grouped with their examples, rotations as four classes of quarter turns",
           "[tasks][episodes]") {
   const auto ds = traced_dataset<double>(6, {3, 5}, 9);  // 3 × 3 images
   const tasks::ClassPool<double> plain(ds, {4, 1});
@@ -213,7 +213,7 @@ TEST_CASE("EpisodeSampler: every bad request is refused naming what was asked an
   CHECK_NOTHROW(tasks::EpisodeSampler<float>(pool, {6, 2, 1}, 1));
 }
 
-TEST_CASE("EpisodeSampler: checkpoint state resumes the stream; another shape is refused naming both",
+TEST_CASE("EpisodeSampler: checkpoint state resumes the stream, another shape is refused naming both",
           "[tasks][episodes][io]") {
   const auto ds = traced_dataset<float>(12, {6});
   const tasks::ClassPool<float> pool(ds, iota(12));

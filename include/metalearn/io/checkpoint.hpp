@@ -415,10 +415,6 @@ inline int expected_buffers(std::uint32_t kind) {
   return kind >= 256 && kind <= 65535 ? -1 : -2;
 }
 
-inline bool sampler_valid(const SamplerState& s) {
-  return s.kind.size() <= checkpoint_max_string && s.words.size() <= checkpoint_max_sampler_words &&
-         metalearn::detail::rng_words_valid(s.words);
-}
 
 }  // namespace detail
 
@@ -449,10 +445,13 @@ std::vector<unsigned char> encode(const TrainingCheckpoint<Scalar>& c) {
     fail(where, "the optimizer state has ", c.optimizer.buffers.size(), " buffers, which its kind does not allow");
   if (c.iteration < 0 || c.skipped < 0 || c.skipped > c.iteration)
     fail(where, "trainer counters must satisfy 0 <= skipped <= iteration, got ", c.skipped, " and ", c.iteration);
-  if (!detail::sampler_valid(c.sampler))
-    fail(where, "the sampler state must have a kind of at most ", checkpoint_max_string, " bytes and 4 to ",
-         checkpoint_max_sampler_words, " words, the first four not all zero (its RNG), got ", c.sampler.words.size(),
-         " words");
+  if (c.sampler.kind.size() > checkpoint_max_string)
+    fail(where, "the sampler kind must be at most ", checkpoint_max_string, " bytes");
+  if (c.sampler.words.size() < 4 || c.sampler.words.size() > checkpoint_max_sampler_words)
+    fail(where, "the sampler state must have 4 to ", checkpoint_max_sampler_words, " words, got ",
+         c.sampler.words.size());
+  if (!metalearn::detail::rng_words_valid(c.sampler.words))
+    fail(where, "the sampler's RNG state is all zero (invalid)");
   detail::Writer w;
   w.header(FileKind::training, detail::scalar_code<Scalar>());
   w.string(c.model);
