@@ -199,7 +199,8 @@ inline std::string charts(const std::vector<Panel>& panels, double w = 480, doub
     for (const auto& r : p.references)
       out << "<line x1=\"" << ox + ml << "\" y1=\"" << Y(r.first) << "\" x2=\"" << ox + w - mr << "\" y2=\""
           << Y(r.first) << "\" stroke=\"#888\" stroke-dasharray=\"3,3\"/><text x=\"" << ox + w - mr - 4 << "\" y=\""
-          << Y(r.first) - 4 << "\" text-anchor=\"end\" fill=\"#555\">" << r.second << "</text>\n";
+          << Y(r.first) - 4 << "\" text-anchor=\"end\" fill=\"#555\" stroke=\"#fff\" stroke-width=\"3\" "
+          << "paint-order=\"stroke\">" << r.second << "</text>\n";  // a halo keeps it legible over a curve
     double ly = p.legend_bottom ? h - mb - 12 - 16 * static_cast<double>(p.series.size() - 1) : mt + 16;
     const double lx = p.legend_bottom ? ox + w - mr - 150 : ox + ml + 12;
     for (const Series& s : p.series) {

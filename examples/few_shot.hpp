@@ -647,8 +647,10 @@ inline std::string to_svg(const Config& c, const std::vector<Run>& runs) {
     steps.series.push_back({label, color, x, y, "", true});
   }
   if (paper_anchor(c) > 0) {
-    mon.references.push_back({paper_anchor(c), "MAML paper"});
-    steps.references.push_back({paper_anchor(c), "MAML paper"});
+    char label[48];
+    std::snprintf(label, sizeof label, "MAML paper %.1f %%", 100 * paper_anchor(c));
+    mon.references.push_back({paper_anchor(c), label});
+    steps.references.push_back({paper_anchor(c), label});
   }
   return svg::charts({loss, mon, steps});
 }

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// @brief Checkpoints of meta-training (θ, optimizer state, trainer counters, the task
-/// sampler's random state, the model's shape) and files of one task's adapted weights: a
+/// sampler's state, the model's shape) and files of one task's adapted weights: a
 /// documented binary format with a CRC-32C, written atomically, loaded all-or-nothing.
 ///
 /// **Format, version 2** (docs/checkpoint-format.md has the same with examples). All integers
@@ -414,7 +414,6 @@ inline int expected_buffers(std::uint32_t kind) {
   if (kind <= 2) return kind == 1 ? 2 : kind == 2 ? 1 : 0;
   return kind >= 256 && kind <= 65535 ? -1 : -2;
 }
-
 
 }  // namespace detail
 
