@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iomanip>
 #include <limits>
 #include <sstream>
@@ -45,6 +46,44 @@ inline double parse_real(const std::string& flag, const std::string& text) {
   if (used != text.size() || text.empty() || !std::isfinite(value) || value <= 0)
     throw UsageError(flag + " expects a finite number > 0, got '" + text + "'");
   return value;
+}
+
+/// Walks a command line of `--switch` and `--flag value` items: returns false at --help or -h,
+/// sets `quiet` at --quiet and hands every other flag and its value to `value(flag, v)`, which
+/// throws UsageError for a flag it does not know. Throws UsageError for a bare word or a flag
+/// without its value.
+template <class Value>
+bool parse_flags(const std::vector<std::string>& args, bool& quiet, Value&& value) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (flag == "--help" || flag == "-h") return false;
+    if (flag == "--quiet") {
+      quiet = true;
+      continue;
+    }
+    if (flag.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + flag + "' (flags start with --)");
+    if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
+    value(flag, args[++i]);
+  }
+  return true;
+}
+
+/// Layer widths "256,128" of `flag`, each in [1, 100000]; throws UsageError (naming `example`,
+/// e.g. "256,128") for an empty list, a trailing comma or a bad number.
+template <class Int>
+std::vector<Int> parse_widths(const std::string& flag, const std::string& text, const std::string& example) {
+  std::vector<Int> out;
+  std::stringstream list(text);
+  for (std::string w; std::getline(list, w, ',');) out.push_back(static_cast<Int>(parse_integer(flag, w, 1, 100000)));
+  if (out.empty() || text.back() == ',') throw UsageError(flag + " expects widths like " + example);
+  return out;
+}
+
+/// Writes `text` to `path` (replacing it); throws std::runtime_error naming `program` and the file.
+inline void write_file(const std::string& program, const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw std::runtime_error(program + ": cannot write '" + path + "'");
 }
 
 namespace json {

@@ -4,18 +4,10 @@
 #include "fashion_mnist.hpp"
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
-namespace {
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw std::runtime_error("fashion_mnist: cannot write '" + path + "'");
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   fashion::Config config;
@@ -46,8 +38,9 @@ int main(int argc, char** argv) {
     const auto runs = fashion::run_all(config, data, progress);
     if (!config.quiet) std::cerr << "\n";
     std::cout << fashion::table(runs);
-    if (!config.report.empty()) write_file(config.report, fashion::to_json(config, data, runs));
-    if (!config.plot.empty()) write_file(config.plot, fashion::to_svg(runs));
+    if (!config.report.empty())
+      examples::write_file("fashion_mnist", config.report, fashion::to_json(config, data, runs));
+    if (!config.plot.empty()) examples::write_file("fashion_mnist", config.plot, fashion::to_svg(runs));
   } catch (const fashion::DataMissing& e) {
     std::cerr << e.what() << "\n";
     return 2;

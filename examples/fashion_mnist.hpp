@@ -97,16 +97,7 @@ Pixels are scaled to [0, 1]; nothing else is done to the images. Test accuracy i
 inline bool parse(const std::vector<std::string>& args, Config& c) {
   using examples::parse_integer;
   using examples::parse_real;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (flag == "--help" || flag == "-h") return false;
-    if (flag == "--quiet") {
-      c.quiet = true;
-      continue;
-    }
-    if (flag.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + flag + "' (flags start with --)");
-    if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
-    const std::string& v = args[++i];
+  return examples::parse_flags(args, c.quiet, [&c](const std::string& flag, const std::string& v) {
     if (flag == "--data") c.data = v;
     else if (flag == "--runs") {
       c.runs.clear();
@@ -127,18 +118,13 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
       if (v != "constant" && v != "cosine") throw UsageError("--mlp-schedule takes constant or cosine, got '" + v + "'");
       c.mlp_schedule = v;
     } else if (flag == "--mlp-batch") c.mlp_batch = static_cast<int>(parse_integer(flag, v, 1, 60000));
-    else if (flag == "--mlp-hidden") {
-      c.mlp_hidden.clear();
-      std::stringstream list(v);
-      for (std::string w; std::getline(list, w, ',');) c.mlp_hidden.push_back(parse_integer(flag, w, 1, 100000));
-      if (c.mlp_hidden.empty() || v.back() == ',') throw UsageError("--mlp-hidden expects widths like 256,128");
-    } else if (flag == "--train-limit") c.train_limit = parse_integer(flag, v, 0, 100000000L);
+    else if (flag == "--mlp-hidden") c.mlp_hidden = examples::parse_widths<Index>(flag, v, "256,128");
+    else if (flag == "--train-limit") c.train_limit = parse_integer(flag, v, 0, 100000000L);
     else if (flag == "--test-limit") c.test_limit = parse_integer(flag, v, 0, 100000000L);
     else if (flag == "--report") c.report = v;
     else if (flag == "--plot") c.plot = v;
     else throw UsageError("unknown flag '" + flag + "' (see --help)");
-  }
-  return true;
+  });
 }
 
 /// The data files are not there: the message names what is missing and how to get it (exit 2).

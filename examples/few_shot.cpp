@@ -5,7 +5,6 @@
 #include "few_shot.hpp"
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -14,13 +13,6 @@
 #define METALEARN_SOURCE_DIR "."
 #endif
 
-namespace {
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw std::runtime_error("few_shot: cannot write '" + path + "'");
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   few_shot::Config config;
@@ -58,8 +50,9 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
     std::cout << few_shot::table(config, runs);
-    if (!config.report.empty()) write_file(config.report, few_shot::to_json(config, data, runs));
-    if (!config.plot.empty()) write_file(config.plot, few_shot::to_svg(config, runs));
+    if (!config.report.empty())
+      examples::write_file("few_shot", config.report, few_shot::to_json(config, data, runs));
+    if (!config.plot.empty()) examples::write_file("few_shot", config.plot, few_shot::to_svg(config, runs));
   } catch (const few_shot::DataMissing& e) {
     std::cerr << e.what() << "\n";
     return 2;

@@ -108,27 +108,10 @@ inline std::string usage() {
 )";
 }
 
-inline std::vector<Index> parse_widths(const std::string& flag, const std::string& v) {
-  std::vector<Index> out;
-  std::stringstream list(v);
-  for (std::string w; std::getline(list, w, ',');) out.push_back(examples::parse_integer(flag, w, 1, 100000));
-  if (out.empty() || v.back() == ',') throw UsageError(flag + " expects widths like 256,128");
-  return out;
-}
-
 inline bool parse(const std::vector<std::string>& args, Config& c) {
   using examples::parse_integer;
   using examples::parse_real;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (flag == "--help" || flag == "-h") return false;
-    if (flag == "--quiet") {
-      c.quiet = true;
-      continue;
-    }
-    if (flag.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + flag + "' (flags start with --)");
-    if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
-    const std::string& v = args[++i];
+  const bool run = examples::parse_flags(args, c.quiet, [&c](const std::string& flag, const std::string& v) {
     if (flag == "--data") c.data = v;
     else if (flag == "--cache") c.cache = v;
     else if (flag == "--ways") c.ways = parse_integer(flag, v, 2, 10000);
@@ -141,7 +124,7 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     else if (flag == "--inner-steps") c.inner_steps = static_cast<int>(parse_integer(flag, v, 1, 1000));
     else if (flag == "--eval-steps") c.eval_steps = static_cast<int>(parse_integer(flag, v, 0, 1000));
     else if (flag == "--meta-lr") c.meta_lr = parse_real(flag, v);
-    else if (flag == "--hidden") c.hidden = parse_widths(flag, v);
+    else if (flag == "--hidden") c.hidden = examples::parse_widths<Index>(flag, v, "256,128");
     else if (flag == "--train-classes") c.train_classes = parse_integer(flag, v, 1, 100000);
     else if (flag == "--split-seed") c.split_seed = static_cast<std::uint64_t>(parse_integer(flag, v, 0, 1L << 62));
     else if (flag == "--seed") c.seed = static_cast<std::uint64_t>(parse_integer(flag, v, 0, 1L << 62));
@@ -164,10 +147,8 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     else if (flag == "--report") c.report = v;
     else if (flag == "--plot") c.plot = v;
     else throw UsageError("unknown flag '" + flag + "' (see --help)");
-  }
-  for (double r : {c.inner_lr, c.meta_lr, c.finetune_lr})
-    if (!(r > 0)) throw UsageError("learning rates must be > 0");
-  return true;
+  });
+  return run;
 }
 
 /// The data is not there: the message names what is missing and how to get it (exit 2).
