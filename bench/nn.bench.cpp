@@ -26,7 +26,7 @@ using mlb::Pass;
 namespace {
 
 // The cached product is the library's (model.hpp, CachedPassKey); this benchmark times it.
-constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::CachedPassKeyIssuer::issue();
+constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::KeyIssuer::cached_pass();
 
 template <class S>
 using PaperNet = nn::Mlp<S, nn::Dense<1, 40, nn::Relu>, nn::Dense<40, 40, nn::Relu>, nn::Dense<40, 1>>;

@@ -40,6 +40,13 @@
 ///                                      metalearn::ConstVectorRef<Scalar> v,
 ///                                      metalearn::VectorRef<Scalar> hv, Workspace& ws,
 ///                                      metalearn::CachedPassKey) const;
+///   // optional: loss_and_gradient for a θ that the caller has proved finite, so that the
+///   // model may skip its own O(P) finiteness check of θ (inputs are still checked). Only the
+///   // library's algorithms can construct the FiniteThetaKey: they check θ once per meta-step
+///   // and each inner iterate as they compute it, instead of once per task and step.
+///   Scalar loss_and_gradient(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch,
+///                            metalearn::VectorRef<Scalar> grad, Workspace& ws,
+///                            metalearn::FiniteThetaKey) const;
 ///   // optional: outputs for inputs (used by evaluation helpers and examples)
 ///   void predict(metalearn::ConstVectorRef<Scalar> theta, metalearn::ConstMatrixRef<Scalar> inputs,
 ///                metalearn::MatrixRef<Scalar> outputs, Workspace& ws) const;
@@ -82,7 +89,7 @@ struct ParameterGroup {
 };
 
 namespace detail {
-struct CachedPassKeyIssuer;
+struct KeyIssuer;
 }  // namespace detail
 
 /// Permission to call a model's `cached_hessian_vector_product`, which reuses the state of the
@@ -92,14 +99,24 @@ struct CachedPassKeyIssuer;
 /// it; other code cannot construct one and calls `hessian_vector_product` instead.
 class CachedPassKey {
   constexpr CachedPassKey() {}  // user-provided: not an aggregate, so `CachedPassKey{}` is refused too
-  friend struct detail::CachedPassKeyIssuer;
+  friend struct detail::KeyIssuer;
+};
+
+/// The caller's proof that θ is finite, passed to a model's keyed `loss_and_gradient`, which may
+/// then skip its own check of θ. The library's algorithms issue it after checking θ once per
+/// meta-step (and each inner iterate as they compute it); other code cannot construct one, so
+/// every θ a program passes is checked by the model.
+class FiniteThetaKey {
+  constexpr FiniteThetaKey() {}  // as CachedPassKey: `FiniteThetaKey{}` is refused outside the issuer
+  friend struct detail::KeyIssuer;
 };
 
 namespace detail {
-/// Issues CachedPassKeys: for the library's algorithms (and its own tests and benchmarks), not
-/// for programs that use it.
-struct CachedPassKeyIssuer {
-  static constexpr CachedPassKey issue() { return CachedPassKey{}; }
+/// Issues the keys: for the library's algorithms (and its own tests and benchmarks), not for
+/// programs that use it.
+struct KeyIssuer {
+  static constexpr CachedPassKey cached_pass() { return CachedPassKey{}; }
+  static constexpr FiniteThetaKey finite_theta() { return FiniteThetaKey{}; }
 };
 
 template <class M, class = void>
@@ -180,7 +197,17 @@ struct has_cached_hessian_vector_product<
     M, std::void_t<decltype(std::declval<const M&>().cached_hessian_vector_product(
            std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(),
            std::declval<ConstVectorRef<S_<M>>>(), std::declval<VectorRef<S_<M>>>(), std::declval<W_<M>&>(),
-           CachedPassKeyIssuer::issue()))>> : std::true_type {};
+           KeyIssuer::cached_pass()))>> : std::true_type {};
+
+template <class M, class = void>
+struct has_finite_theta_loss_and_gradient : std::false_type {};
+template <class M>
+struct has_finite_theta_loss_and_gradient<
+    M, std::enable_if_t<std::is_convertible_v<
+           decltype(std::declval<const M&>().loss_and_gradient(
+               std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(),
+               std::declval<VectorRef<S_<M>>>(), std::declval<W_<M>&>(), KeyIssuer::finite_theta())),
+           S_<M>>>> : std::true_type {};
 
 template <class M, class = void>
 struct has_predict : std::false_type {};
@@ -229,6 +256,8 @@ struct model_traits {
   static constexpr bool has_hessian_vector_product = detail::has_hessian_vector_product<M>::value;  ///< optional
   static constexpr bool has_cached_hessian_vector_product =
       detail::has_cached_hessian_vector_product<M>::value;                               ///< optional
+  static constexpr bool has_finite_theta_loss_and_gradient =
+      detail::has_finite_theta_loss_and_gradient<M>::value;                              ///< optional
   static constexpr bool has_predict = detail::has_predict<M>::value;                    ///< optional
   static constexpr bool has_parameter_groups = detail::has_parameter_groups<M>::value;  ///< optional
   /// Every required member is present.
@@ -320,6 +349,20 @@ void evaluate_gradient(const M& model, ConstVectorRef<typename M::Scalar> theta,
   static_assert(check_model<M>());
   model.loss_and_gradient(theta, batch, grad, ws);
 }
+
+namespace detail {
+/// L(θ; batch), ∇_θ L assigned to grad, for a θ the caller has proved finite: through the
+/// model's keyed overload when it has one (which skips its own check of θ), else the plain one.
+template <class M>
+typename M::Scalar loss_and_gradient_at_finite(const M& model, ConstVectorRef<typename M::Scalar> theta,
+                                               const typename M::Batch& batch, VectorRef<typename M::Scalar> grad,
+                                               typename M::Workspace& ws) {
+  if constexpr (model_traits<M>::has_finite_theta_loss_and_gradient)
+    return model.loss_and_gradient(theta, batch, grad, ws, KeyIssuer::finite_theta());
+  else
+    return model.loss_and_gradient(theta, batch, grad, ws);
+}
+}  // namespace detail
 
 /// Scratch vectors of `finite_difference_hvp`, sized once for a parameter count.
 template <class Scalar>

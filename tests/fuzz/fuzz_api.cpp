@@ -24,7 +24,7 @@
 namespace {
 
 // The cached product is the library's (model.hpp, CachedPassKey); this file tests it.
-constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::CachedPassKeyIssuer::issue();
+constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::KeyIssuer::cached_pass();
 
 namespace nn = metalearn::nn;
 using metalearn::Index;

@@ -24,7 +24,7 @@ using metalearn::Vector;
 namespace {
 
 // The cached product is the library's (model.hpp, CachedPassKey); this file tests it.
-constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::CachedPassKeyIssuer::issue();
+constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::KeyIssuer::cached_pass();
 
 template <class Loss>
 auto make_batch(Index in, Index out, Index n, Rng& rng) {

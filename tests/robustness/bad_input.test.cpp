@@ -35,7 +35,8 @@ using metalearn::Vector;
 namespace {
 
 // The cached product is the library's (model.hpp, CachedPassKey); this file tests it.
-constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::CachedPassKeyIssuer::issue();
+constexpr metalearn::CachedPassKey kPassKey = metalearn::detail::KeyIssuer::cached_pass();
+constexpr metalearn::FiniteThetaKey kFiniteKey = metalearn::detail::KeyIssuer::finite_theta();
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -133,13 +134,46 @@ TEST_CASE("bad input: a non-finite entry of theta is refused by every pass, outp
     expect_invalid([&] { f.obj.predict(theta, f.batch.inputs, out, f.ws); }, what);
     CHECK((out.array() == 42.0).all());
     f.unchanged();
-    // and so by MAML, which names the task
+    // the keyed pass of the library's algorithms skips θ's check alone, not the inputs'
+    auto nan_inputs = f.batch;
+    nan_inputs.inputs(0, 0) = kNaN;
+    expect_invalid([&] { f.obj.loss_and_gradient(f.theta, nan_inputs, f.grad, f.ws, kFiniteKey); },
+                   "inputs must be finite, but entry (0, 0)");
+    f.unchanged();
+    // and by MAML, once per meta-step, before any task
     MamlOptions o;
     Maml<Regression> maml(f.obj, o);
     std::vector<Maml<Regression>::Task> tasks{{f.batch, f.batch}};
     Vector<double> grad = Vector<double>::Constant(theta.size(), 7.0);
-    expect_invalid([&] { maml.meta_loss_and_gradient(theta, tasks, grad); }, "task 0: nn::Objective::loss_and_gradient: " + what);
+    expect_invalid([&] { maml.meta_loss_and_gradient(theta, tasks, grad); }, "Maml::meta_loss_and_gradient: " + what);
     CHECK((grad.array() == 7.0).all());
+  }
+}
+
+TEST_CASE("bad input: the keyed gradient pass equals the checked one on a finite theta", "[bad-input][nn]") {
+  Fixture f;
+  Vector<double> g1(f.theta.size()), g2(f.theta.size());
+  const double l1 = f.obj.loss_and_gradient(f.theta, f.batch, g1, f.ws);
+  const double l2 = f.obj.loss_and_gradient(f.theta, f.batch, g2, f.ws, kFiniteKey);
+  CHECK(l1 == l2);
+  CHECK(g1 == g2);
+}
+
+TEST_CASE("bad input: an inner step that overflows theta is refused, naming the task and step", "[bad-input][maml]") {
+  for (int steps : {1, 2}) {
+    for (Order order : {Order::first, Order::second}) {
+      MamlFixture f;
+      for (auto& t : f.tasks) t.support.targets *= 1e3;  // support gradients of ~1e3
+      MamlOptions o;
+      o.inner_lr = 1e308;  // finite, but θ − α g overflows
+      o.inner_steps = steps;
+      o.order = order;
+      Maml<Regression> maml(f.obj, o);
+      expect_invalid([&] { maml.meta_loss_and_gradient(f.theta, f.tasks, f.grad); },
+                     "task 0: inner loop: theta_1 (after inner step 1; lower inner_lr or clip the inner gradient) "
+                     "must be finite, but entry (");
+      f.unchanged();
+    }
   }
 }
 

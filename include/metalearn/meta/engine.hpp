@@ -18,6 +18,7 @@
 /// largest task it meets, and meta-batches of equal-sized tasks never grow it again).
 
 #include <metalearn/core/error.hpp>
+#include <metalearn/core/finite.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/parallel/thread_pool.hpp>
 
@@ -55,7 +56,8 @@ struct TaskBlocks {
 ///   - `Scalar task_meta_gradient(ConstVectorRef<Scalar> meta, const Task&, Workspace&,
 ///     VectorRef<Scalar> grad) const`: the task's meta-loss, with its meta-gradient assigned to
 ///     `grad`. It is called concurrently on different workspaces, so it must not change the
-///     algorithm.
+///     algorithm. The engine has checked `meta` for size and finiteness before the first
+///     task, so the algorithm may hand it to its model with a `FiniteThetaKey`.
 /// The engine owns the workers' workspaces and the pool; the algorithm owns the engine.
 template <class A>
 class MetaBatchEngine {
@@ -168,6 +170,7 @@ class MetaBatchEngine {
     detail::check_size(where(), "theta", meta.size(), a.parameter_count());
     detail::check_size(where(), "grad", grad.size(), a.parameter_count());
     if (grad.data() == meta.data()) detail::fail(where(), "grad must not be the same vector as theta");
+    detail::check_finite(where(), "theta", meta);  // once per meta-step, not per task (FiniteThetaKey)
   }
 
   template <class Tasks>
@@ -214,6 +217,10 @@ class MetaBatchEngine {
                    const detail::TaskBlocks& blocks, Index b, Dst&& dst) {
     Scalar loss = 0;
     for (Index t = blocks.begin(b); t < blocks.end(b); ++t) {
+      // Each task's meta-gradient goes to the worker's own (aligned) vector, never straight to
+      // `dst`: Eigen's loops split at the destination's alignment, and scalar and vector code
+      // may round differently (FMA contraction), so a destination whose alignment depends on
+      // the block or the thread count would change the bits.
       loss += task(a, wk, meta, tasks[static_cast<std::size_t>(t)], t);
       if (t == blocks.begin(b)) dst = wk.grad;
       else dst += wk.grad;

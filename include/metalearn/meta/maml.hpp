@@ -270,6 +270,7 @@ class Maml {
 
   /// One task's meta-loss; its meta-gradient assigned to `u`. θ₀ is θ itself (no copy); θ_k
   /// for k ≥ 1 live in ws.thetas (column k − 1 for second order, alternating columns for first).
+  /// θ must be finite: the engine checks it once per meta-step, and the model does not again.
   Scalar task_meta_gradient(ConstVectorRef<Scalar> theta, const Task& task, Workspace& wk, VectorRef<Scalar> u) const {
     prepare(wk);
     const int steps = options_.inner_steps;
@@ -285,31 +286,38 @@ class Maml {
     Scalar loss = 0;
     const bool first_order_terms = weighted && !second;  // u accumulates Σ w_k ∇L_q(θ_k)
     if (first_order_terms) u.setZero();
+    // θ₀ = θ was checked finite by the engine, each θ_{k+1} is checked as it is made: the model
+    // need not check θ again in every pass (FiniteThetaKey).
+    auto gradient = [&](ConstVectorRef<Scalar> th, const Batch& batch, VectorRef<Scalar> out,
+                        typename Model::Workspace& mw) {
+      return detail::loss_and_gradient_at_finite(model_, th, batch, out, mw);
+    };
     for (int k = 0; k < steps; ++k) {
-      model_.loss_and_gradient(theta_k(k), task.support, wk.g,
-                               use_cached() ? wk.step_ws[static_cast<std::size_t>(k)] : wk.ws);  // g = ∇L_s(θ_k)
+      gradient(theta_k(k), task.support, wk.g,
+               use_cached() ? wk.step_ws[static_cast<std::size_t>(k)] : wk.ws);  // g = ∇L_s(θ_k)
       if (clip) {
         if (second) wk.raw.col(k) = wk.g;
         options_.inner_clip.apply(wk.g);
       }
       slot(k + 1) = theta_k(k) - alpha() * wk.g;  // θ_{k+1} = θ_k − α c(g)
+      check_iterate(theta_k(k + 1), k + 1);
       const Scalar wq = weight(k + 1);
       if (k + 1 < steps && wq != Scalar(0)) {  // multi-step loss: w_{k+1} L_q(θ_{k+1})
         if (second) {
-          loss += wq * model_.loss_and_gradient(theta_k(k + 1), task.query, wk.query.col(k + 1), wk.ws);
+          loss += wq * gradient(theta_k(k + 1), task.query, wk.query.col(k + 1), wk.ws);
           wk.query.col(k + 1) *= wq;
         } else {
-          loss += wq * model_.loss_and_gradient(theta_k(k + 1), task.query, wk.qg, wk.ws);
+          loss += wq * gradient(theta_k(k + 1), task.query, wk.qg, wk.ws);
           u += wq * wk.qg;
         }
       }
     }
     const Scalar w_final = final_weight();
     if (first_order_terms) {
-      loss += w_final * model_.loss_and_gradient(theta_k(steps), task.query, wk.qg, wk.ws);
+      loss += w_final * gradient(theta_k(steps), task.query, wk.qg, wk.ws);
       u += w_final * wk.qg;
     } else {
-      loss += w_final * model_.loss_and_gradient(theta_k(steps), task.query, u, wk.ws);  // u = ∇L_q(θ_K)
+      loss += w_final * gradient(theta_k(steps), task.query, u, wk.ws);  // u = ∇L_q(θ_K)
       if (w_final != Scalar(1)) u *= w_final;                                          //   · w_K
     }
     if (second) {
@@ -377,6 +385,14 @@ class Maml {
     return steps & 1;
   }
 
+  // Throws unless the inner iterate θ_k is finite (an overflowing inner step).
+  static void check_iterate(ConstVectorRef<Scalar> theta, int k) {
+    if (detail::all_finite(theta)) return;
+    const std::string what = "theta_" + std::to_string(k) + " (after inner step " + std::to_string(k) +
+                             "; lower inner_lr or clip the inner gradient)";
+    detail::check_finite("inner loop", what.c_str(), theta);
+  }
+
   Scalar alpha() const { return static_cast<Scalar>(options_.inner_lr); }
   Scalar weight(int k) const {  // w_k, k = 1…K
     return options_.step_weights.empty() ? Scalar(k == options_.inner_steps ? 1 : 0)
@@ -389,7 +405,7 @@ class Maml {
     if constexpr (kCached) {
       if (options_.order == Order::second) {
         model_.cached_hessian_vector_product(theta, batch, v, hv, wk.step_ws[static_cast<std::size_t>(k)],
-                                             detail::CachedPassKeyIssuer::issue());  // θ_k and the support are fixed
+                                             detail::KeyIssuer::cached_pass());  // θ_k and the support are fixed
         return;
       }
     }

@@ -84,15 +84,14 @@ class Objective {
   /// L(θ; batch); assigns ∇_θ L to grad.
   Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad,
                            Workspace& ws) const {
-    constexpr const char* where = "nn::Objective::loss_and_gradient";
-    check_batch(where, theta, batch);
-    metalearn::detail::check_size(where, "grad", grad.size(), parameter_count());
-    check_no_alias(where, "grad", grad.data(), theta.data());
-    const Index n = batch.size();
-    const auto y = net_.forward(theta, batch.inputs, ws);
-    const Scalar value = loss_.template value_and_gradient<Scalar>(y, batch.targets, ws.output_gradient(n));
-    net_.backward(theta, batch.inputs, ws, grad);
-    return value;
+    return gradient_pass(theta, batch, grad, ws, true);
+  }
+
+  /// The same for a θ that one of the library's algorithms has checked (model.hpp,
+  /// FiniteThetaKey): skips the O(P) finiteness check of θ; checks everything else.
+  Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad, Workspace& ws,
+                           FiniteThetaKey) const {
+    return gradient_pass(theta, batch, grad, ws, false);
   }
 
   /// Assigns the exact Hessian-vector product ∇²_θ L(θ; batch) · v to hv.
@@ -148,9 +147,23 @@ class Objective {
   }
 
  private:
-  void check_batch(const char* where, const ConstVectorRef<Scalar>& theta, const Batch& batch) const {
+  Scalar gradient_pass(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad, Workspace& ws,
+                       bool check_theta) const {
+    constexpr const char* where = "nn::Objective::loss_and_gradient";
+    check_batch(where, theta, batch, check_theta);
+    metalearn::detail::check_size(where, "grad", grad.size(), parameter_count());
+    check_no_alias(where, "grad", grad.data(), theta.data());
+    const Index n = batch.size();
+    const auto y = net_.forward(theta, batch.inputs, ws);
+    const Scalar value = loss_.template value_and_gradient<Scalar>(y, batch.targets, ws.output_gradient(n));
+    net_.backward(theta, batch.inputs, ws, grad);
+    return value;
+  }
+
+  void check_batch(const char* where, const ConstVectorRef<Scalar>& theta, const Batch& batch,
+                   bool check_theta = true) const {
     metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
-    metalearn::detail::check_finite(where, "theta", theta);  // one vectorised pass over θ
+    if (check_theta) metalearn::detail::check_finite(where, "theta", theta);  // one vectorised pass over θ
     if (batch.size() == 0) metalearn::detail::fail(where, "the batch is empty (0 examples)");
     metalearn::detail::check_size(where, "inputs", batch.inputs.rows(), input_size(), "rows (features)");
     metalearn::detail::check_finite(where, "inputs", batch.inputs);
