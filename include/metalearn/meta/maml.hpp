@@ -318,7 +318,7 @@ class Maml {
       u += w_final * wk.qg;
     } else {
       loss += w_final * gradient(theta_k(steps), task.query, u, wk.ws);  // u = ∇L_q(θ_K)
-      if (w_final != Scalar(1)) u *= w_final;                                          //   · w_K
+      if (w_final != Scalar(1)) u *= w_final;                          //   · w_K
     }
     if (second) {
       for (int k = steps - 1; k >= 0; --k) {
