@@ -85,7 +85,8 @@ inline std::string usage() {
   --order 1|2           first-order or exact second-order MAML  [2]
   --iterations N        meta-iterations  [60000]
   --meta-batch B        tasks per meta-iteration  [32]
-  --inner-lr A          inner learning rate, training and test  [0.4]
+  --inner-lr A          inner learning rate on the mean loss, training and test (the MAML
+                        paper's code differentiates N times the mean: its 0.4 is 0.4·N here)  [0.4]
   --inner-steps S       inner steps in meta-training  [1]
   --eval-steps S        inner steps at test time  [3]
   --meta-lr L           Adam's learning rate  [0.001]
@@ -514,7 +515,9 @@ inline double paper_anchor_ci(const Config& c) {
 inline std::string settings(const Config& c) {
   std::ostringstream s;
   s << c.ways << "-way " << c.shots << "-shot, " << c.query_count() << " queries per class; MAML order " << c.order
-    << ", inner lr " << c.inner_lr << ", " << c.inner_steps << " inner step(s) in training, " << c.eval_steps
+    << ", inner lr " << c.inner_lr << " on the mean loss (" << c.inner_lr / static_cast<double>(c.ways)
+    << " in the paper's units, whose loss is N times the mean), " << c.inner_steps << " inner step(s) in training, "
+    << c.eval_steps
     << " at test; meta-batch " << c.meta_batch << ", " << c.iterations << " meta-iterations, Adam " << c.meta_lr
     << "; network 784";
   for (Index w : c.hidden) s << "-" << w;
