@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-
 int main(int argc, char** argv) {
   fashion::Config config;
   try {

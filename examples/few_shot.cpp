@@ -13,7 +13,6 @@
 #define METALEARN_SOURCE_DIR "."
 #endif
 
-
 int main(int argc, char** argv) {
   few_shot::Config config;
   try {

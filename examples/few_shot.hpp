@@ -112,7 +112,7 @@ inline std::string usage() {
 inline bool parse(const std::vector<std::string>& args, Config& c) {
   using examples::parse_integer;
   using examples::parse_real;
-  const bool run = examples::parse_flags(args, c.quiet, [&c](const std::string& flag, const std::string& v) {
+  return examples::parse_flags(args, c.quiet, [&c](const std::string& flag, const std::string& v) {
     if (flag == "--data") c.data = v;
     else if (flag == "--cache") c.cache = v;
     else if (flag == "--ways") c.ways = parse_integer(flag, v, 2, 10000);
@@ -149,7 +149,6 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     else if (flag == "--plot") c.plot = v;
     else throw UsageError("unknown flag '" + flag + "' (see --help)");
   });
-  return run;
 }
 
 /// The data is not there: the message names what is missing and how to get it (exit 2).
@@ -517,8 +516,8 @@ inline std::string settings(const Config& c) {
   s << c.ways << "-way " << c.shots << "-shot, " << c.query_count() << " queries per class; MAML order " << c.order
     << ", inner lr " << c.inner_lr << " on the mean loss (" << c.inner_lr / static_cast<double>(c.ways)
     << " in the paper's units, whose loss is N times the mean), " << c.inner_steps << " inner step(s) in training, "
-    << c.eval_steps
-    << " at test; meta-batch " << c.meta_batch << ", " << c.iterations << " meta-iterations, Adam " << c.meta_lr
+    << c.eval_steps << " at test; meta-batch " << c.meta_batch << ", " << c.iterations << " meta-iterations, Adam "
+    << c.meta_lr
     << "; network 784";
   for (Index w : c.hidden) s << "-" << w;
   s << "-" << c.ways << " ReLU, He-uniform, no normalisation; characters: " << c.train_classes

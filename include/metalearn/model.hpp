@@ -163,15 +163,17 @@ template <class M>
 struct has_initialize<M, std::void_t<decltype(std::declval<const M&>().initialize(
                              std::declval<VectorRef<S_<M>>>(), std::declval<Rng&>()))>> : std::true_type {};
 
+// The result of M's loss_and_gradient(θ, batch, grad, ws, extra...): the plain and the keyed pass.
+template <class M, class... Extra>
+using loss_and_gradient_t = decltype(std::declval<const M&>().loss_and_gradient(
+    std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(), std::declval<VectorRef<S_<M>>>(),
+    std::declval<W_<M>&>(), std::declval<Extra>()...));
+
 template <class M, class = void>
 struct has_loss_and_gradient : std::false_type {};
 template <class M>
-struct has_loss_and_gradient<
-    M, std::enable_if_t<std::is_convertible_v<
-           decltype(std::declval<const M&>().loss_and_gradient(
-               std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(),
-               std::declval<VectorRef<S_<M>>>(), std::declval<W_<M>&>())),
-           S_<M>>>> : std::true_type {};
+struct has_loss_and_gradient<M, std::enable_if_t<std::is_convertible_v<loss_and_gradient_t<M>, S_<M>>>>
+    : std::true_type {};
 
 template <class M, class = void>
 struct has_loss : std::false_type {};
@@ -203,11 +205,7 @@ template <class M, class = void>
 struct has_finite_theta_loss_and_gradient : std::false_type {};
 template <class M>
 struct has_finite_theta_loss_and_gradient<
-    M, std::enable_if_t<std::is_convertible_v<
-           decltype(std::declval<const M&>().loss_and_gradient(
-               std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(),
-               std::declval<VectorRef<S_<M>>>(), std::declval<W_<M>&>(), KeyIssuer::finite_theta())),
-           S_<M>>>> : std::true_type {};
+    M, std::enable_if_t<std::is_convertible_v<loss_and_gradient_t<M, FiniteThetaKey>, S_<M>>>> : std::true_type {};
 
 template <class M, class = void>
 struct has_predict : std::false_type {};
