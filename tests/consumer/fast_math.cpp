@@ -2,7 +2,8 @@
 // header-only, so its checks are compiled with the consumer's flags, under which the compiler
 // may assume that no value is NaN or infinite. Every check that guards against non-finite
 // values must still fire: a NaN input, a non-finite option, a non-finite gradient given to an
-// optimizer, the trainer's non-finite policy, and the checkpoint's refusal to save a diverged θ.
+// optimizer, the trainer's non-finite policy, MAML's check of its inner iterates, and the
+// checkpoint's refusal to save a diverged θ.
 // Exits non-zero, naming the check, if any of them lets a NaN through.
 #include <metalearn/io/checkpoint.hpp>
 #include <metalearn/metalearn.hpp>
@@ -105,15 +106,19 @@ int main() {
     ++failures;
   }
 
-  {  // the trainer's policy: a NaN meta-gradient throws, θ unchanged
+  // The trainer's policy: a NaN meta-gradient (no inner step: the query gradient at θ) and a
+  // NaN inner iterate (one inner step) both throw, θ unchanged.
+  for (int steps : {0, 1}) {
     ml::MamlOptions o;
     o.order = ml::Order::first;
+    o.inner_steps = steps;
     ml::Maml<Diverging> maml(Diverging{}, o);
     ml::optim::Sgd<double> sgd(2, {0.1});
     FixedTask tasks;
     ml::MetaTrainer trainer(maml, sgd, tasks, {2});
     ml::Vector<double> t = ml::Vector<double>::Constant(2, 0.5);
-    expect<ml::numerical_error>("a NaN meta-gradient in MetaTrainer", [&] { trainer.run(t, 1); });
+    expect<ml::numerical_error>(steps == 0 ? "a NaN meta-gradient in MetaTrainer" : "a NaN inner iterate in MetaTrainer",
+                                [&] { trainer.run(t, 1); });
     if (t[0] != 0.5 || t[1] != 0.5) {
       std::printf("  FAILED: MetaTrainer applied a NaN update\n");
       ++failures;

@@ -13,6 +13,7 @@
 #include <catch.hpp>
 #include <test_support.hpp>
 
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -162,6 +163,51 @@ TEST_CASE("trainer: policy skip with real MAML on tasks whose loss overflows", "
   metalearn::MetaTrainer strict(maml, adam, sampler, to);
   CHECK_THROWS_AS(strict.run(theta, 1), metalearn::numerical_error);
   CHECK(theta == theta0);
+}
+
+TEST_CASE("trainer: a diverging inner loop is skipped under policy skip, named under throw", "[trainer][non-finite]") {
+  // inner_lr 1e308 on support gradients of ~1e2: θ_1 = θ − α g overflows, and Maml throws
+  // numerical_error from the inner loop instead of returning a meta-gradient.
+  const auto obj = nn::Objective(nn::Mlp<double>({1, 8, 1}, nn::Tanh{}), nn::MeanSquaredError{});
+  metalearn::tasks::SineTasks<double>::Options big;
+  big.amplitude_min = 100;
+  big.amplitude_max = 200;
+  metalearn::tasks::SineTasks<double> sampler(1, big);
+  Rng rng(1);
+  Vector<double> theta(obj.parameter_count());
+  obj.initialize(theta, rng);
+  const Vector<double> theta0 = theta;
+  for (int threads : {1, 3}) {
+    MamlOptions mo;
+    mo.inner_lr = 1e308;
+    mo.threads = threads;
+    Maml maml(obj, mo);
+    optim::Adam<double> adam(theta.size());
+    TrainerOptions to;
+    to.meta_batch = 4;
+    to.on_non_finite = NonFinitePolicy::skip;
+    metalearn::MetaTrainer trainer(maml, adam, sampler, to);
+    std::vector<Progress> seen;
+    trainer.run(theta, 2, [&](const Progress& p) { seen.push_back(p); });
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0].skipped);
+    CHECK(seen[1].skipped_total == 2);
+    CHECK(std::isnan(seen[1].meta_loss));
+    CHECK(theta == theta0);
+    CHECK(adam.steps() == 0);
+    to.on_non_finite = NonFinitePolicy::throw_error;
+    metalearn::MetaTrainer strict(maml, adam, sampler, to);
+    try {
+      strict.run(theta, 1);
+      FAIL("no exception");
+    } catch (const metalearn::numerical_error& e) {
+      CHECK_THAT(std::string(e.what()), mlt::contains("metalearn: MetaTrainer: meta-iteration 1: Maml: task "));
+      CHECK_THAT(std::string(e.what()), mlt::contains(": inner loop: inner step 1 made theta_1 non-finite"));
+      CHECK_THAT(std::string(e.what()), mlt::contains("parameters and optimizer state left unchanged"));
+    }
+    CHECK(theta == theta0);
+    CHECK(adam.steps() == 0);
+  }
 }
 
 TEST_CASE("trainer: the outer clip (meta_clip) bounds the meta-gradient the optimizer sees", "[trainer][clip]") {

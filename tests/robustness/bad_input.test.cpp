@@ -159,7 +159,9 @@ TEST_CASE("bad input: the keyed gradient pass equals the checked one on a finite
   CHECK(g1 == g2);
 }
 
-TEST_CASE("bad input: an inner step that overflows theta is refused, naming the task and step", "[bad-input][maml]") {
+TEST_CASE("bad input: an inner step that overflows theta is a numerical error naming the task and step",
+          "[bad-input][maml]") {
+  const std::string what = "inner loop: inner step 1 made theta_1 non-finite (entry ";
   for (int steps : {1, 2}) {
     for (Order order : {Order::first, Order::second}) {
       MamlFixture f;
@@ -169,10 +171,17 @@ TEST_CASE("bad input: an inner step that overflows theta is refused, naming the 
       o.inner_steps = steps;
       o.order = order;
       Maml<Regression> maml(f.obj, o);
-      expect_invalid([&] { maml.meta_loss_and_gradient(f.theta, f.tasks, f.grad); },
-                     "task 0: inner loop: theta_1 (after inner step 1; lower inner_lr or clip the inner gradient) "
-                     "must be finite, but entry (");
+      expect_throw<metalearn::numerical_error>([&] { maml.meta_loss_and_gradient(f.theta, f.tasks, f.grad); },
+                                               "Maml: task 0: " + what);
       f.unchanged();
+      expect_throw<metalearn::numerical_error>([&] { maml.meta_loss(f.theta, f.tasks); }, "Maml::meta_loss: task 0: " + what);
+      metalearn::Matrix<double> losses = metalearn::Matrix<double>::Constant(3, 2, 7.0);
+      expect_throw<metalearn::numerical_error>([&] { maml.evaluate(f.theta, f.tasks, {0, 1}, losses); },
+                                               "Maml::evaluate: task 0: " + what);
+      CHECK((losses.array() == 7.0).all());
+      Vector<double> fast = f.theta;
+      expect_throw<metalearn::numerical_error>([&] { maml.adapt(f.theta, f.tasks[0].support, fast); }, what);
+      CHECK(fast == f.theta);
     }
   }
 }

@@ -116,5 +116,19 @@ inline const char* without_prefix(const std::exception& e) {
   return std::strncmp(m, prefix, sizeof(prefix) - 1) == 0 ? m + sizeof(prefix) - 1 : m;
 }
 
+/// Returns `f()`; an `invalid_argument` or `numerical_error` it throws is rethrown as the same
+/// type with "metalearn: <where>: task <task>: " before its message, so that an error inside
+/// one task of a meta-batch names the task.
+template <class F>
+decltype(auto) for_task(const char* where, Index task, F&& f) {
+  try {
+    return std::forward<F>(f)();
+  } catch (const metalearn::invalid_argument& e) {
+    throw metalearn::invalid_argument(concat("metalearn: ", where, ": task ", task, ": ", without_prefix(e)));
+  } catch (const metalearn::numerical_error& e) {
+    throw metalearn::numerical_error(concat("metalearn: ", where, ": task ", task, ": ", without_prefix(e)));
+  }
+}
+
 }  // namespace detail
 }  // namespace metalearn

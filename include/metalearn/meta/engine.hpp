@@ -183,15 +183,11 @@ class MetaBatchEngine {
     return count;
   }
 
-  // Task t's meta-loss, its meta-gradient into wk.grad; model errors are labelled with the task.
+  // Task t's meta-loss, its meta-gradient into wk.grad; model and inner-loop errors are labelled
+  // with the task.
   template <class Task>
   Scalar task(const A& a, Worker& wk, ConstVectorRef<Scalar> meta, const Task& t, Index index) {
-    try {
-      return a.task_meta_gradient(meta, t, wk.ws, wk.grad);
-    } catch (const metalearn::invalid_argument& e) {
-      throw metalearn::invalid_argument(detail::concat("metalearn: ", A::name, ": task ", index, ": ",
-                                                       detail::without_prefix(e)));
-    }
+    return detail::for_task(A::name, index, [&] { return a.task_meta_gradient(meta, t, wk.ws, wk.grad); });
   }
 
   // The threaded paths' slots for `blocks` blocks, none finished, none added.

@@ -201,7 +201,8 @@ class Maml {
   /// parallel on the workers; each row depends on its task alone, so the result is the same
   /// for any thread count. `losses` is resized to tasks × steps. Throws `invalid_argument` for
   /// an empty or negative step list, an empty task, or a batch the model rejects (naming the
-  /// task), with `losses` unchanged.
+  /// task), and `numerical_error` for an inner step that makes θ non-finite, with `losses`
+  /// unchanged.
   template <class Tasks>
   void evaluate(ConstVectorRef<Scalar> theta, const Tasks& tasks, const std::vector<int>& steps,
                 Matrix<Scalar>& losses) {
@@ -222,12 +223,10 @@ class Maml {
         for (std::size_t j = 0; j < steps.size(); ++j)
           if (steps[j] == k) evaluated_(t, static_cast<Index>(j)) = evaluate_loss(model_, theta_k, task.query, ws.ws);
       };
-      try {
+      detail::for_task(where, t, [&] {
         score(0, theta);
         inner_loop(ws, theta, task.support, most, score);
-      } catch (const metalearn::invalid_argument& e) {
-        throw metalearn::invalid_argument(detail::concat("metalearn: ", where, ": task ", t, ": ", detail::without_prefix(e)));
-      }
+      });
     });
     losses = evaluated_;
   }
@@ -245,10 +244,12 @@ class Maml {
     Scalar loss = 0;
     for (Index t = 0; t < count; ++t) {
       const Task& task = tasks[static_cast<std::size_t>(t)];
-      const Index last = inner_loop(wk, theta, task.support, steps, [&](int k, const auto& theta_k) {
-        if (k < steps && weight(k) != Scalar(0)) loss += weight(k) * evaluate_loss(model_, theta_k, task.query, wk.ws);
+      detail::for_task(where, t, [&] {
+        const Index last = inner_loop(wk, theta, task.support, steps, [&](int k, const auto& theta_k) {
+          if (k < steps && weight(k) != Scalar(0)) loss += weight(k) * evaluate_loss(model_, theta_k, task.query, wk.ws);
+        });
+        loss += final_weight() * evaluate_loss(model_, wk.thetas.col(last), task.query, wk.ws);
       });
-      loss += final_weight() * evaluate_loss(model_, wk.thetas.col(last), task.query, wk.ws);
     }
     return loss / static_cast<Scalar>(count);
   }
@@ -380,17 +381,21 @@ class Maml {
       model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.ws);
       if (options_.inner_clip.enabled()) options_.inner_clip.apply(wk.g);
       wk.thetas.col((k + 1) & 1) = wk.thetas.col(k & 1) - alpha() * wk.g;  // θ_{k+1} = θ_k − α c(∇L_s(θ_k))
+      check_iterate(wk.thetas.col((k + 1) & 1), k + 1);
       after_step(k + 1, wk.thetas.col((k + 1) & 1));
     }
     return steps & 1;
   }
 
-  // Throws unless the inner iterate θ_k is finite (an overflowing inner step).
+  // Throws numerical_error unless the inner iterate θ_k is finite: the inner loop diverged (a
+  // numerical failure, not bad input, so that MetaTrainer's policy skip skips the meta-step).
   static void check_iterate(ConstVectorRef<Scalar> theta, int k) {
     if (detail::all_finite(theta)) return;
-    const std::string what = "theta_" + std::to_string(k) + " (after inner step " + std::to_string(k) +
-                             "; lower inner_lr or clip the inner gradient)";
-    detail::check_finite("inner loop", what.c_str(), theta);
+    Index i = 0;
+    while (detail::is_finite(theta[i])) ++i;
+    throw numerical_error(detail::concat("metalearn: inner loop: inner step ", k, " made theta_", k,
+                                         " non-finite (entry ", i, " is ", theta[i],
+                                         "); lower inner_lr or clip the inner gradient"));
   }
 
   Scalar alpha() const { return static_cast<Scalar>(options_.inner_lr); }

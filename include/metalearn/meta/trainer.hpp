@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -138,8 +139,10 @@ class MetaTrainer {
 
   /// Runs up to `iterations` meta-iterations on θ. After each one calls `callback(progress)`;
   /// a callback returning `false` stops training (one returning void never does). Returns the
-  /// number of iterations run. If the policy is `throw_error`, a non-finite meta-gradient
-  /// throws `numerical_error` with θ and the optimizer untouched.
+  /// number of iterations run. A non-finite meta-loss or meta-gradient, or a `numerical_error`
+  /// from the algorithm (an inner loop that diverged), is never applied: under policy
+  /// `throw_error` it throws `numerical_error`, under `skip` the iteration is skipped (its
+  /// `Progress::meta_loss` then NaN if the algorithm threw); θ and the optimizer are untouched.
   template <class Callback>
   Index run(VectorRef<Scalar> theta, Index iterations, Callback&& callback) {
     detail::check_size("MetaTrainer::run", "theta", theta.size(), algorithm_.parameter_count());
@@ -147,18 +150,28 @@ class MetaTrainer {
     const auto start = std::chrono::steady_clock::now();
     for (Index i = 0; i < iterations; ++i) {
       Scalar loss;
-      if constexpr (detail::has_fed_meta_gradient_v<Algorithm, std::vector<Task>>) {
-        // the tasks are drawn in order on this thread while workers start on those drawn
-        auto fill = [this](Index t) { sampler_.sample(tasks_[static_cast<std::size_t>(t)]); };
-        loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_, fill);
-      } else {
-        for (auto& task : tasks_) sampler_.sample(task);
-        loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_);
+      bool diverged = false;
+      try {
+        if constexpr (detail::has_fed_meta_gradient_v<Algorithm, std::vector<Task>>) {
+          // the tasks are drawn in order on this thread while workers start on those drawn
+          auto fill = [this](Index t) { sampler_.sample(tasks_[static_cast<std::size_t>(t)]); };
+          loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_, fill);
+        } else {
+          for (auto& task : tasks_) sampler_.sample(task);
+          loss = algorithm_.meta_loss_and_gradient(theta, tasks_, grad_);
+        }
+      } catch (const numerical_error& e) {
+        if (options_.on_non_finite == NonFinitePolicy::throw_error)
+          throw numerical_error(detail::concat("metalearn: MetaTrainer: meta-iteration ", iteration_ + 1, ": ",
+                                               detail::without_prefix(e),
+                                               "; parameters and optimizer state left unchanged"));
+        diverged = true;
+        loss = std::numeric_limits<Scalar>::quiet_NaN();
       }
       Progress progress;
-      progress.skipped = !detail::guarded_update(options_.on_non_finite, options_.meta_clip, "MetaTrainer",
-                                                 "meta-iteration", iteration_ + 1, "meta-", loss, grad_, optimizer_,
-                                                 theta);
+      progress.skipped = diverged || !detail::guarded_update(options_.on_non_finite, options_.meta_clip, "MetaTrainer",
+                                                             "meta-iteration", iteration_ + 1, "meta-", loss, grad_,
+                                                             optimizer_, theta);
       if (progress.skipped) ++skipped_;
       ++iteration_;
       progress.iteration = iteration_;
