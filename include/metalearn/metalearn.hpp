@@ -25,6 +25,7 @@
 #include <metalearn/nn/activation.hpp>
 #include <metalearn/nn/dense.hpp>
 #include <metalearn/nn/init.hpp>
+#include <metalearn/nn/layer_norm.hpp>
 #include <metalearn/nn/loss.hpp>
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>

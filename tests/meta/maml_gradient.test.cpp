@@ -83,6 +83,31 @@ TEST_CASE("MAML meta-gradients match central differences of the meta-loss: ReLU"
   for (int steps : {1, 2, 5}) check_orders(nn::Relu{}, steps, 20 + static_cast<std::uint64_t>(steps));
 }
 
+TEST_CASE("MAML meta-gradients through layer-normalised layers match central differences", "[maml][gradient][layer-norm]") {
+  // Second order differentiates the inner steps through the normalisation's HVP (the cached
+  // R-passes beside the support gradient pass); classification as in few-shot learning.
+  Rng rng(31);
+  for (const auto& act : {nn::Activation(nn::Tanh{}), nn::Activation(nn::Relu{})}) {
+    const auto spec = mlt::NetSpec{{3, 6, 5, 3}, {act, act, nn::Identity{}}, {nn::LayerNorm{0.1}, nn::LayerNorm{0.5}, std::nullopt}};
+    const nn::Objective obj(spec.make<double>(), nn::SoftmaxCrossEntropy{});
+    const Vector<double> theta = mlt::random_theta(obj, rng, 0.2);
+    std::vector<metalearn::Task<metalearn::ClassificationBatch<double>>> tasks(3);
+    for (auto& t : tasks) {
+      t.support = mlt::classification_batch<double>(3, 3, 6, rng);
+      t.query = mlt::classification_batch<double>(3, 3, 9, rng);
+    }
+    for (int steps : {1, 2, 3}) {
+      for (Order order : {Order::first, Order::second}) {
+        INFO(obj.describe() << ", " << steps << " steps, order " << static_cast<int>(order));
+        Maml maml(obj, options(order, steps, 0.3));
+        const auto r = check::meta_gradient(maml, theta, tasks);
+        INFO(r.report());
+        CHECK(r.ok);
+      }
+    }
+  }
+}
+
 TEST_CASE("MAML meta-gradients in float pass the checker's own float differences (tanh)", "[maml][gradient]") {
   const nn::Objective flt(nn::Mlp<float>({1, 8, 8, 1}, nn::Tanh{}), nn::MeanSquaredError{});
   Rng rng(3);

@@ -85,6 +85,20 @@ TEST_CASE("allocation: none for every activation and loss", "[nn][allocation]") 
   }
 }
 
+TEMPLATE_TEST_CASE("allocation: none on networks with layer normalisation", "[nn][allocation][layer-norm]", float,
+                   double) {
+  using S = TestType;
+  using nn::Dense;
+  for (const auto& act : {nn::Activation(nn::Relu{}), nn::Activation(nn::Tanh{})})
+    expect_no_allocation(nn::Objective(nn::Mlp<S>({64, 32, 32, 5}, act, nn::Identity{}, nn::LayerNorm{}),
+                                       nn::SoftmaxCrossEntropy{}),
+                         classification<S>(64, 5), 25);
+  expect_no_allocation(nn::Objective(nn::Mlp<S, Dense<1, 40, nn::Tanh>, Dense<40, 1>>(
+                                         Dense<1, 40, nn::Tanh>(nn::Tanh{}, nn::LayerNorm{}), Dense<40, 1>()),
+                                     nn::MeanSquaredError{}),
+                       regression<S>(1, 1), 10);
+}
+
 // The counter the tests above rely on: every form of operator new is counted, so a test that
 // reports zero allocations could have reported one. (No Catch macro inside the region: Catch
 // allocates while it records an assertion. The pointers escape through a volatile, so the

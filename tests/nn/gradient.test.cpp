@@ -66,8 +66,9 @@ void check_cached_hvp(const Obj& obj, const Vector<double>& theta, const typenam
   CHECK_THROWS_AS(obj.cached_hessian_vector_product(theta, batch, v, cv, ws, kPassKey), metalearn::invalid_argument);
 }
 
+// normalized: every hidden layer (and the output layer at random) with LayerNorm.
 template <class Loss>
-void check_network_derivatives(std::uint64_t seed) {
+void check_network_derivatives(std::uint64_t seed, bool normalized = false) {
   Rng rng(seed);
   const Index min_out = std::is_same_v<Loss, nn::SoftmaxCrossEntropy> ? 2 : 1;
   for (const auto& hidden : mlt::all_activations()) {
@@ -78,7 +79,9 @@ void check_network_derivatives(std::uint64_t seed) {
       // the output layer: linear for the losses on logits, otherwise another activation
       const nn::Activation output = std::is_same_v<Loss, nn::MeanSquaredError> ? nn::Activation(nn::Tanh{})
                                                                                 : nn::Activation(nn::Identity{});
-      const mlt::NetSpec spec = mlt::random_spec(rng, in, out, depth, hidden, output);
+      const mlt::NetSpec spec =
+          normalized ? mlt::random_norm_spec(rng, in, out, depth, hidden, output, out >= 2 && rng.uniform() < 0.5)
+                     : mlt::random_spec(rng, in, out, depth, hidden, output);
       INFO(spec.describe() << " " << Loss::name << ", batch " << n);
       const nn::Objective dbl(spec.make<double>(), Loss{});
       const nn::Objective flt(spec.make<float>(), Loss{});
@@ -137,6 +140,16 @@ TEST_CASE("networks: gradient and HVP match central differences, binary cross-en
   check_network_derivatives<nn::BinaryCrossEntropyWithLogits>(303);
 }
 
+TEST_CASE("networks with layer normalisation: gradient and HVP match central differences, MSE",
+          "[nn][gradient][hvp][layer-norm]") {
+  check_network_derivatives<nn::MeanSquaredError>(111, true);
+}
+
+TEST_CASE("networks with layer normalisation: gradient and HVP match central differences, softmax cross-entropy",
+          "[nn][gradient][hvp][layer-norm]") {
+  check_network_derivatives<nn::SoftmaxCrossEntropy>(212, true);
+}
+
 TEMPLATE_TEST_CASE("networks: compile-time stacks match central differences", "[nn][gradient][hvp]", float, double) {
   using S = TestType;
   using nn::Dense;
@@ -164,4 +177,8 @@ TEMPLATE_TEST_CASE("networks: compile-time stacks match central differences", "[
                         Dense<Eigen::Dynamic, Eigen::Dynamic, nn::Gelu>(2, 6), Dense<Eigen::Dynamic, 2>(6, 2)),
                     nn::MeanSquaredError{}),
       2, 2, 1);
+  run(nn::Objective(nn::Mlp<S, Dense<3, 5, nn::Tanh>, Dense<5, 2>>(Dense<3, 5, nn::Tanh>(nn::Tanh{}, nn::LayerNorm{0.1}),
+                                                                   Dense<5, 2>()),
+                    nn::MeanSquaredError{}),
+      3, 2, 4);
 }

@@ -111,3 +111,89 @@ TEST_CASE("Objective: predict matches the forward pass and the workspace grows o
   obj.predict(theta, wide.topRows(2), out_strided, ws);
   CHECK(mlt::max_error(out_strided.reshaped(), out.reshaped()) < 1e-15);
 }
+
+TEST_CASE("LayerNorm: layout, groups, names and initialisation", "[nn][layout][layer-norm]") {
+  const nn::Mlp<double> plain({3, 4, 5, 2}, nn::Relu{});
+  const nn::Mlp<double> net({3, 4, 5, 2}, nn::Relu{}, nn::Identity{}, nn::LayerNorm{});
+  // W1 b1 γ1 β1 | W2 b2 γ2 β2 | W3 b3: 4·3 + 4 + 8, 5·4 + 5 + 10, 2·5 + 2
+  REQUIRE(net.parameter_count() == 24 + 35 + 12);
+  CHECK(net.layer_offset(1) == 24);
+  CHECK(net.layer_offset(2) == 59);
+  CHECK(net.layer_normalized(0));
+  CHECK(net.layer_normalized(1));
+  CHECK_FALSE(net.layer_normalized(2));
+  CHECK(net.describe() == "3-4(ln 1e-05, relu)-5(ln 1e-05, relu)-2(identity)");
+  const nn::Objective obj(net, nn::MeanSquaredError{});
+  const auto groups = obj.parameter_groups();
+  REQUIRE(groups.size() == 10);
+  CHECK(groups[2].name == "layer 1 gain");
+  CHECK(groups[2].offset == 16);
+  CHECK(groups[3].name == "layer 1 shift");
+  CHECK(groups[3].offset == 20);
+  CHECK(groups[7].name == "layer 2 shift");
+  CHECK(groups[7].offset == 24 + 30);
+  CHECK(groups[9].offset + groups[9].size == net.parameter_count());
+  // γ = 1, β = 0, and the weights are the unnormalised network's, drawn from the same stream
+  Rng r1(9), r2(9);
+  Vector<double> t(net.parameter_count()), p(plain.parameter_count());
+  net.initialize(t, r1);
+  plain.initialize(p, r2);
+  CHECK(t.segment(16, 4).isOnes(0));
+  CHECK(t.segment(20, 4).isZero(0));
+  CHECK(t.segment(0, 16) == p.segment(0, 16));
+  CHECK(t.segment(24, 25) == p.segment(16, 25));
+  CHECK(t.segment(59, 12) == p.segment(41, 12));
+}
+
+TEST_CASE("LayerNorm: each example normalised on its own, the scale of W and b removed", "[nn][layer-norm]") {
+  // y = γ ⊙ (z − mean z)/σ + β: a normalised layer's output is that of its reference formula,
+  // it does not depend on the other examples of the batch, and (with ε → 0) scaling the
+  // layer's W and b by c > 0 does not change it.
+  const nn::Mlp<double> net({3, 4, 2}, {nn::Tanh{}, nn::Identity{}}, {nn::LayerNorm{1e-12}, std::nullopt});
+  Rng rng(4);
+  Vector<double> theta(net.parameter_count());
+  net.initialize(theta, rng);
+  theta += mlt::random_vector<double>(theta.size(), rng, 0.3);
+  const Matrix<double> x = mlt::random_matrix<double>(3, 5, rng);
+  nn::MlpWorkspace<double> ws;
+  REQUIRE(net.parameter_count() == 34);
+  const Matrix<double> y = net.forward(theta, x, ws);
+  const Eigen::Map<const Matrix<double>> w1(theta.data(), 4, 3), w2(theta.data() + 24, 2, 4);
+  const Eigen::Map<const Vector<double>> b1(theta.data() + 12, 4), g1(theta.data() + 16, 4), s1(theta.data() + 20, 4),
+      b2(theta.data() + 32, 2);
+  for (Index j = 0; j < 5; ++j) {
+    const Vector<double> z = w1 * x.col(j) + b1;
+    const Vector<double> c = z.array() - z.mean();
+    const Vector<double> xh = c / std::sqrt(c.squaredNorm() / 4 + 1e-12);
+    const Vector<double> a = (g1.cwiseProduct(xh) + s1).array().tanh();
+    CHECK(mlt::max_error(Vector<double>(y.col(j)), Vector<double>(w2 * a + b2)) < 1e-12);
+    nn::MlpWorkspace<double> alone;
+    CHECK(mlt::max_error(Vector<double>(net.forward(theta, x.col(j), alone)), Vector<double>(y.col(j))) < 1e-14);
+  }
+  Vector<double> scaled = theta;
+  scaled.head(16) *= 7.0;  // W1 and b1
+  nn::MlpWorkspace<double> ws2;
+  CHECK(mlt::max_error(Vector<double>(net.forward(scaled, x, ws2).reshaped()), Vector<double>(y.reshaped())) < 1e-9);
+}
+
+TEST_CASE("LayerNorm: compile-time and run-time normalised networks compute the same function", "[nn][layer-norm]") {
+  using nn::Dense;
+  Rng rng(2);
+  const nn::Objective fixed(nn::Mlp<double, Dense<2, 6, nn::Relu>, Dense<6, 3>>(
+                                Dense<2, 6, nn::Relu>(nn::Relu{}, nn::LayerNorm{0.01}), Dense<6, 3>()),
+                            nn::SoftmaxCrossEntropy{});
+  const nn::Objective runtime(nn::Mlp<double>({2, 6, 3}, nn::Relu{}, nn::Identity{}, nn::LayerNorm{0.01}),
+                              nn::SoftmaxCrossEntropy{});
+  REQUIRE(fixed.parameter_count() == runtime.parameter_count());
+  CHECK(fixed.describe() == runtime.describe());
+  const Vector<double> theta = mlt::random_theta(fixed, rng);
+  const auto batch = mlt::classification_batch<double>(2, 3, 7, rng);
+  const Index p = theta.size();
+  Vector<double> g1(p), g2(p), v = mlt::random_vector<double>(p, rng), h1(p), h2(p);
+  typename decltype(fixed)::Workspace ws1, ws2;
+  CHECK(fixed.loss_and_gradient(theta, batch, g1, ws1) == Catch::Approx(runtime.loss_and_gradient(theta, batch, g2, ws2)));
+  fixed.hessian_vector_product(theta, batch, v, h1, ws1);
+  runtime.hessian_vector_product(theta, batch, v, h2, ws2);
+  CHECK(mlt::max_error(g1, g2) < 1e-13);
+  CHECK(mlt::max_error(h1, h2) < 1e-13);
+}

@@ -350,6 +350,21 @@ TEST_CASE("bad input: a dense layer with zero or negative sizes", "[bad-input][n
   expect_invalid([] { D(2, -1); }, "sizes must be > 0");
 }
 
+TEST_CASE("bad input: a LayerNorm with a non-positive or non-finite epsilon, or on one output", "[bad-input][nn]") {
+  using D = nn::Dense<Eigen::Dynamic, Eigen::Dynamic, nn::Relu>;
+  expect_invalid([] { D(2, 3, nn::Relu{}, nn::LayerNorm{0.0}); }, "nn::Dense: LayerNorm epsilon must be finite and > 0, got 0");
+  expect_invalid([] { D(2, 3, nn::Relu{}, nn::LayerNorm{-1e-5}); }, "LayerNorm epsilon must be finite and > 0, got -1e-05");
+  expect_invalid([] { D(2, 3, nn::Relu{}, nn::LayerNorm{kNaN}); }, "LayerNorm epsilon must be finite and > 0, got nan");
+  expect_invalid([] { D(2, 1, nn::Relu{}, nn::LayerNorm{}); }, "a layer with LayerNorm needs at least 2 outputs, got 1");
+  expect_invalid([] { nn::Dense<2, 1>(nn::Identity{}, nn::LayerNorm{}); }, "needs at least 2 outputs, got 1");
+  expect_invalid([] { Net({2, 4, 1}, {nn::Relu{}, nn::Identity{}}, {std::nullopt, nn::LayerNorm{}}); },
+                 "nn::Mlp: layer 1: a layer with LayerNorm needs at least 2 outputs, got 1");
+  expect_invalid([] { Net({2, 4, 3, 1}, nn::Relu{}, nn::Identity{}, nn::LayerNorm{kInf}); },
+                 "nn::Mlp: layer 0: LayerNorm epsilon must be finite and > 0, got inf");
+  expect_invalid([] { Net({2, 4, 1}, {nn::Relu{}, nn::Identity{}}, {nn::LayerNorm{}}); },
+                 "got 1 normalisation entries, expected 2 (one per layer, or none)");
+}
+
 TEST_CASE("bad input: run-time sizes that contradict a layer's fixed sizes", "[bad-input][nn]") {
   using D = nn::Dense<1, Eigen::Dynamic>;
   expect_invalid([] { D(2, 4); }, "inputs is 2, expected 1");

@@ -7,6 +7,7 @@
 #include <metalearn/nn/activation.hpp>
 #include <metalearn/nn/mlp.hpp>
 
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -43,10 +44,11 @@ Vector<To> cast(const Vector<From>& v) {
 struct NetSpec {
   std::vector<Index> widths;
   std::vector<metalearn::nn::Activation> activations;
+  std::vector<std::optional<metalearn::nn::LayerNorm>> norms{};  ///< empty: no layer normalised
 
   template <class S>
   metalearn::nn::Mlp<S> make() const {
-    return metalearn::nn::Mlp<S>(widths, activations);
+    return metalearn::nn::Mlp<S>(widths, activations, norms);
   }
   std::string describe() const { return make<double>().describe(); }
 };
@@ -60,6 +62,24 @@ inline NetSpec random_spec(Rng& rng, Index inputs, Index outputs, int depth, met
   spec.widths.push_back(outputs);
   spec.activations.assign(static_cast<std::size_t>(depth), hidden);
   spec.activations.back() = output;
+  return spec;
+}
+
+/// `depth` layers, hidden widths in [2, max_width], every hidden layer normalised (ε drawn from
+/// {0.05, 0.5}: large enough that central differences in double resolve the curvature a tiny
+/// variance gives), and the output layer too when `normalize_output` (then outputs ≥ 2).
+inline NetSpec random_norm_spec(Rng& rng, Index inputs, Index outputs, int depth, metalearn::nn::Activation hidden,
+                                metalearn::nn::Activation output, bool normalize_output, Index max_width = 7) {
+  NetSpec spec;
+  spec.widths.push_back(inputs);
+  for (int l = 1; l < depth; ++l) spec.widths.push_back(2 + static_cast<Index>(rng.uniform_index(max_width - 1)));
+  spec.widths.push_back(outputs);
+  spec.activations.assign(static_cast<std::size_t>(depth), hidden);
+  spec.activations.back() = output;
+  for (int l = 0; l < depth; ++l)
+    spec.norms.push_back(l + 1 < depth || normalize_output
+                             ? std::optional<metalearn::nn::LayerNorm>({rng.uniform() < 0.5 ? 0.05 : 0.5})
+                             : std::nullopt);
   return spec;
 }
 

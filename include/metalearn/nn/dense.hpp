@@ -17,6 +17,9 @@
 ///   Z = [Z | RZ], A = [A | RA], G = [RG | G], D = [Rδ | δ]   (n columns each)
 /// so that [Z | RZ] = W [A | RA] (+ V A), (Hv)_W = [Rδ | δ] [A | RA]ᵀ and
 /// [RG | G] = Wᵀ [Rδ | δ] (+ Vᵀ δ) are each one product over 2n columns.
+/// A layer with layer normalisation (nn/layer_norm.hpp) keeps Y = γ ⊙ x̂ + β (and RY) where
+/// the others keep Z, so the activation's passes are unchanged; the δ they compute is then
+/// G_y, which the normalisation's passes turn into δ_z = J(γ ⊙ G_y) (and Rδ_z) in place.
 /// The gradient pass uses the same layout (A in the left block, G and δ in the right), so a
 /// Hessian-vector product can also reuse a finished gradient pass at the same θ and batch
 /// (`forward_r_cached`, `backward_r_cached`): then RZ = W RA + V A + c and
@@ -27,15 +30,17 @@
 #include <metalearn/core/gemm.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/nn/activation.hpp>
+#include <metalearn/nn/layer_norm.hpp>
 
 #include <type_traits>
 
 namespace metalearn::nn {
 
-/// A dense layer y = f(W x + b) with `In` inputs, `Out` outputs and activation `Act`.
-/// Sizes are compile-time constants, or `Eigen::Dynamic` and given to the constructor.
-/// The layer stores no parameters: W (Out × In, column-major) followed by b (Out) are read
-/// from the network's flat parameter vector.
+/// A dense layer y = f(W x + b) with `In` inputs, `Out` outputs and activation `Act`, or,
+/// with a `LayerNorm`, y = f(γ ⊙ LN(W x + b) + β). Sizes are compile-time constants, or
+/// `Eigen::Dynamic` and given to the constructor. The layer stores no parameters: W (Out × In,
+/// column-major) followed by b (Out), then γ and β (Out each) when normalised, are read from
+/// the network's flat parameter vector.
 template <int In, int Out, class Act = Identity>
 class Dense {
   static_assert(In == Eigen::Dynamic || In > 0, "metalearn::nn::Dense: In must be > 0 or Eigen::Dynamic");
@@ -52,6 +57,9 @@ class Dense {
                   "metalearn::nn::Dense: give the sizes to the constructor when they are Eigen::Dynamic");
   }
 
+  /// A layer with compile-time sizes and layer normalisation before the activation.
+  Dense(Act activation, LayerNorm norm) : Dense(activation) { normalize(norm); }
+
   /// A layer with run-time sizes (which must equal In and Out where those are fixed).
   Dense(Index inputs, Index outputs, Act activation = Act{})
       : activation_(activation), in_(inputs), out_(outputs) {
@@ -61,19 +69,37 @@ class Dense {
     if (Out != Eigen::Dynamic && outputs != Out) metalearn::detail::fail("nn::Dense", "outputs is ", outputs, ", expected ", Out);
   }
 
+  /// A layer with run-time sizes and layer normalisation before the activation.
+  Dense(Index inputs, Index outputs, Act activation, LayerNorm norm) : Dense(inputs, outputs, activation) {
+    normalize(norm);
+  }
+
   /// Number of inputs.
   Index input_size() const { return in_; }
   /// Number of outputs.
   Index output_size() const { return out_; }
-  /// Number of parameters: Out·In weights then Out biases.
-  Index parameter_count() const { return out_ * (in_ + 1); }
+  /// Number of parameters: Out·In weights, Out biases, then Out gains and Out shifts when
+  /// normalised.
+  Index parameter_count() const { return out_ * (in_ + 1) + (normalized_ ? 2 * out_ : 0); }
   /// The activation.
   const Act& activation() const { return activation_; }
+  /// True when the layer normalises its pre-activations (`LayerNorm`).
+  bool normalized() const { return normalized_; }
+  /// The normalisation's options (meaningful when `normalized()`).
+  const LayerNorm& norm() const { return norm_; }
 
  private:
+  void normalize(LayerNorm norm) {
+    norm.validate("nn::Dense", out_);
+    norm_ = norm;
+    normalized_ = true;
+  }
+
   Act activation_;
   Index in_;
   Index out_;
+  LayerNorm norm_{};
+  bool normalized_ = false;
 };
 
 namespace detail {
@@ -96,15 +122,20 @@ struct LayerBuffers {
   Matrix<S> g;  ///< [RG | G]
   Matrix<S> d;  ///< [Rδ | δ]
   Matrix<S> wt;  ///< Wᵀ of the last backward pass, when it made one (reused by the cached R-pass)
+  Matrix<S> xhat;   ///< [x̂ | Rx̂] of a normalised layer (0 rows otherwise)
+  Matrix<S> sigma;  ///< [σ | Rσ] of a normalised layer, 1 × 2c (0 columns otherwise)
   bool wt_valid = false;
   /// Sizes the buffers of a layer with `inputs` inputs and `rows` outputs for batches of up to
-  /// `capacity` columns; `wt` only when products with Wᵀ copy it (see `wt_rows`).
-  void resize(Index inputs, Index rows, Index capacity) {
+  /// `capacity` columns; `wt` only when products with Wᵀ copy it (see `wt_rows`), `xhat` and
+  /// `sigma` only when the layer is `normalized`.
+  void resize(Index inputs, Index rows, Index capacity, bool normalized) {
     z.resize(rows, 2 * capacity);
     a.resize(rows, 2 * capacity);
     g.resize(rows, 2 * capacity);
     d.resize(rows, 2 * capacity);
     wt.resize(wt_rows(inputs, rows), rows);
+    xhat.resize(normalized ? rows : 0, 2 * capacity);
+    sigma.resize(1, normalized ? 2 * capacity : 0);
     wt_valid = false;
   }
   /// Rows of `wt` for such a layer: its inputs, or 0 when no batch size sends a copy of Wᵀ to
@@ -146,6 +177,17 @@ struct DenseOps {
   static Eigen::Map<const BVec> bias(const Layer& layer, const S* w) {
     return Eigen::Map<const BVec>(w + layer.output_size() * layer.input_size(), layer.output_size());
   }
+  /// γ (k = 0) or β (k = 1) of a normalised layer, after b; also their entries of v, ∇ or Hv.
+  static Eigen::Map<const BVec> norm_param(const Layer& layer, const S* w, int k) {
+    return Eigen::Map<const BVec>(w + layer.output_size() * (layer.input_size() + 1 + k), layer.output_size());
+  }
+  static Eigen::Map<BVec> norm_out(const Layer& layer, S* out, int k) {
+    return Eigen::Map<BVec>(out + layer.output_size() * (layer.input_size() + 1 + k), layer.output_size());
+  }
+  /// Columns [first, first + n) of [σ | Rσ].
+  static Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>> sigma(LayerBuffers<S>& buf, Index first, Index n) {
+    return Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(buf.sigma.data() + first, 1, n);
+  }
 
   /// Z = W X + b, A = f(Z) on columns [0, n).
   static void forward(const Layer& layer, const S* w, const InputView<S>& x, LayerBuffers<S>& buf, Index n,
@@ -153,6 +195,7 @@ struct DenseOps {
     auto z = cols(buf.z, 0, n);
     fill_columns(z, bias(layer, w));                                            // Z = b 1ᵀ
     metalearn::detail::gemm(z, weights(layer, w), input(x, n), true, scratch);  //   + W X
+    if (layer.normalized()) normalize(layer, w, buf, n);                       // Y = γ ⊙ LN(Z) + β
     cols(buf.a, 0, n).array() = layer.activation().value(z.array());           // A = f(Z)
   }
 
@@ -162,6 +205,9 @@ struct DenseOps {
                        S* grad, Matrix<S>* g_prev, metalearn::detail::GemmScratch<S>& scratch) {
     auto delta = cols(buf.d, n, n);
     delta_from(layer, cols(buf.g, n, n), buf, n, delta);                 // δ = G ⊙ f'(Z)
+    if (layer.normalized())                                                // ∇γ, ∇β; δ ← J(γ ⊙ δ)
+      NormOps<S>::backward(delta, cols(buf.xhat, 0, n), sigma(buf, 0, n), norm_param(layer, w, 0),
+                           norm_out(layer, grad, 0), norm_out(layer, grad, 1));
     Eigen::Map<WMat> grad_w(grad, layer.output_size(), layer.input_size());
     metalearn::detail::gemm(grad_w, delta, input(x, n).transpose(), false, scratch);                // ∇W = δ Xᵀ
     Eigen::Map<BVec>(grad + grad_w.size(), layer.output_size()) = delta.rowwise().sum();  // ∇b = δ 1
@@ -182,6 +228,10 @@ struct DenseOps {
       metalearn::detail::gemm(cols(buf.z, 0, 2 * n), weights(layer, w), input(x, 2 * n), true, scratch);  // [Z | RZ] += W [A | RA]
     }
     metalearn::detail::gemm(rz, weights(layer, v), input(x, n), true, scratch);    // RZ += V A
+    if (layer.normalized()) {
+      normalize(layer, w, buf, n);                                      // Y = γ ⊙ LN(Z) + β
+      normalize_r(layer, w, v, buf, n);                                 // RY
+    }
     auto a = cols(buf.a, 0, n);
     a.array() = layer.activation().value(z.array());                    // A = f(Z)
     cols(buf.a, n, n).array() = layer.activation().derivative(z.array(), a.array()) * rz.array();  // RA = f'(Z) ⊙ RZ
@@ -206,6 +256,7 @@ struct DenseOps {
     } else {
       rdelta.array() = rg * act.derivative(z, a);                              // Rδ = RG ⊙ f'
     }
+    if (layer.normalized()) denormalize_r(layer, w, v, buf, n, hv);            // (Hv)_γ, (Hv)_β; [Rδ | δ] at Z
     Eigen::Map<WMat> hv_w(hv, layer.output_size(), layer.input_size());
     if (first)
       metalearn::detail::gemm(hv_w, rdelta, input(x, n).transpose(), false, scratch);                      // (Hv)_W = Rδ Xᵀ
@@ -226,6 +277,7 @@ struct DenseOps {
     fill_columns(rz, bias(layer, v));                                                   // RZ = c 1ᵀ
     metalearn::detail::gemm(rz, weights(layer, v), input(x, n), true, scratch);         //    + V A
     if (!first) metalearn::detail::gemm(rz, weights(layer, w), input(x.from(n), n), true, scratch);  // + W RA
+    if (layer.normalized()) normalize_r(layer, w, v, buf, n);                        // RY
     const auto& act = layer.activation();
     cols(buf.a, n, n).array() = act.derivative(cols(buf.z, 0, n).array(), cols(buf.a, 0, n).array()) * rz.array();  // RA = f'(Z) ⊙ RZ
   }
@@ -241,7 +293,18 @@ struct DenseOps {
     auto rg = cols(buf.g, 0, n).array();
     auto rdelta = cols(buf.d, 0, n);
     const auto& act = layer.activation();
-    if constexpr (Act::has_curvature) {
+    if (layer.normalized()) {  // δ was turned into J(γ ⊙ G_y) by the gradient pass: from G_y again
+      auto gy = cols(buf.d, n, n);
+      delta_from(layer, cols(buf.g, n, n), buf, n, gy);                                 // G_y = G ⊙ f'(Y)
+      if constexpr (Act::has_curvature) {
+        auto g = cols(buf.g, n, n).array();
+        auto rz = cols(buf.z, n, n).array();
+        rdelta.array() = rg * act.derivative(z, a) + g * act.second_derivative(z, a) * rz;  // RG_y
+      } else {
+        rdelta.array() = rg * act.derivative(z, a);                                     // RG_y
+      }
+      denormalize_r(layer, w, v, buf, n, hv);                                           // (Hv)_γ, (Hv)_β; [Rδ | δ] at Z
+    } else if constexpr (Act::has_curvature) {
       auto g = cols(buf.g, n, n).array();
       auto rz = cols(buf.z, n, n).array();
       rdelta.array() = rg * act.derivative(z, a) + g * act.second_derivative(z, a) * rz;  // Rδ = RG ⊙ f' + G ⊙ f'' ⊙ RZ
@@ -269,6 +332,23 @@ struct DenseOps {
 
  private:
   using WTMat = Eigen::Matrix<S, In, Out>;
+
+  // Z → Y = γ ⊙ x̂ + β on columns [0, n), with x̂ and σ kept.
+  static void normalize(const Layer& layer, const S* w, LayerBuffers<S>& buf, Index n) {
+    NormOps<S>::forward(cols(buf.z, 0, n), cols(buf.xhat, 0, n), sigma(buf, 0, n), norm_param(layer, w, 0),
+                        norm_param(layer, w, 1), static_cast<S>(layer.norm().epsilon));
+  }
+  // RZ → RY on columns [n, 2n), with Rx̂ and Rσ kept.
+  static void normalize_r(const Layer& layer, const S* w, const S* v, LayerBuffers<S>& buf, Index n) {
+    NormOps<S>::forward_r(cols(buf.z, n, n), cols(buf.xhat, 0, n), cols(buf.xhat, n, n), sigma(buf, 0, n),
+                          sigma(buf, n, n), norm_param(layer, w, 0), norm_param(layer, v, 0), norm_param(layer, v, 1));
+  }
+  // [RG_y | G_y] in buf.d → [Rδ_z | δ_z]; assigns (Hv)_γ and (Hv)_β.
+  static void denormalize_r(const Layer& layer, const S* w, const S* v, LayerBuffers<S>& buf, Index n, S* hv) {
+    NormOps<S>::backward_r(cols(buf.d, n, n), cols(buf.d, 0, n), cols(buf.xhat, 0, n), cols(buf.xhat, n, n),
+                           sigma(buf, 0, n), sigma(buf, n, n), norm_param(layer, w, 0), norm_param(layer, v, 0),
+                           norm_out(layer, hv, 0), norm_out(layer, hv, 1));
+  }
 
   // dst (+)= Wᵀ rhs. When the small-product kernel takes the product (narrow layers, small
   // batches) and W has fewer than 192 rows, Wᵀ is first copied column-major into buf.wt: the

@@ -2,12 +2,15 @@
 /// @file
 /// @brief Multi-layer perceptrons: a stack of dense layers fixed at compile time
 /// (`Mlp<float, Dense<1, 40, Relu>, Dense<40, 40, Relu>, Dense<40, 1>>`) or built at run time
-/// (`Mlp<float>({1, 40, 40, 1}, Relu{})`), with one interface.
+/// (`Mlp<float>({1, 40, 40, 1}, Relu{})`), with one interface. Any layer may normalise its
+/// pre-activations (`LayerNorm`, nn/layer_norm.hpp): `Dense<40, 40, Relu>(Relu{}, LayerNorm{})`,
+/// or `Mlp<float>({784, 256, 5}, Relu{}, Identity{}, LayerNorm{})` for every hidden layer.
 ///
 /// **Parameter layout.** θ is one flat vector holding, for layer 1, 2, …, L in order,
 /// W_l (out_l × in_l, column-major: W_l(i, j) at offset_l + i + j·out_l) followed by b_l
-/// (out_l entries). `parameter_count() = Σ_l out_l (in_l + 1)`; `layer_offset(l)` gives
-/// the offset of W_l. A network stores no parameters; it is a cheap, copyable description.
+/// (out_l entries), then for a normalised layer its gain γ_l and shift β_l (out_l each).
+/// `parameter_count() = Σ_l out_l (in_l + 1) (+ 2 out_l when normalised)`; `layer_offset(l)`
+/// gives the offset of W_l. A network stores no parameters; it is a cheap, copyable description.
 ///
 /// **Passes.** The network exposes its passes as building blocks for objectives
 /// (`nn::Objective` uses them; a user may too, to plug in another loss):
@@ -28,6 +31,7 @@
 
 #include <array>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -66,7 +70,8 @@ class MlpWorkspace {
   /// Bytes held by the buffers.
   std::size_t bytes() const {
     std::size_t total = 0;
-    for (const auto& l : layers_) total += sizeof(Scalar) * static_cast<std::size_t>(4 * l.z.size() + l.wt.size());
+    for (const auto& l : layers_)
+      total += sizeof(Scalar) * static_cast<std::size_t>(4 * l.z.size() + l.wt.size() + l.xhat.size() + l.sigma.size());
     return total + gemm_.bytes() + sizeof(Scalar) * static_cast<std::size_t>(staging_.size());
   }
 
@@ -94,8 +99,8 @@ class MlpWorkspace {
 namespace detail {
 
 /// The four passes, written once for any network that provides `layer_count()`,
-/// `layer_offset(l)`, `layer_output_size(l)` and `dispatch(l, f)` (calls f with the
-/// l-th layer as a `Dense<In, Out, Act>`).
+/// `layer_offset(l)`, `layer_output_size(l)`, `layer_normalized(l)` and `dispatch(l, f)`
+/// (calls f with the l-th layer as a `Dense<In, Out, Act>`).
 template <class Net, class S>
 struct MlpEngine {
   static void prepare(const Net& net, MlpWorkspace<S>& ws, Index n) {
@@ -104,7 +109,8 @@ struct MlpEngine {
     for (Index l = 0; fits && l < layers; ++l) {
       const auto& buf = ws.layers_[l];
       const Index out = net.layer_output_size(l);
-      fits = buf.z.rows() == out && buf.wt.rows() == buf.wt_rows(net.layer_input_size(l), out);
+      fits = buf.z.rows() == out && buf.wt.rows() == buf.wt_rows(net.layer_input_size(l), out) &&
+             buf.xhat.rows() == (net.layer_normalized(l) ? out : 0);
     }
     if (fits) return;
     const Index capacity = std::max(n, static_cast<Index>(ws.layers_.size()) == layers ? ws.capacity_ : Index(0));
@@ -124,7 +130,7 @@ struct MlpEngine {
     };
     for (Index l = 0; l < layers; ++l) {
       const Index in = net.layer_input_size(l), out = net.layer_output_size(l), c2 = 2 * capacity;
-      ws.layers_[l].resize(in, out, capacity);
+      ws.layers_[l].resize(in, out, capacity, net.layer_normalized(l));
       product(out, c2, in, false);  // Z = W X, [Z | RZ] = W [A | RA], RZ += V A
       product(out, in, c2, false);  // ∇W = δ Xᵀ, (Hv)_W = [Rδ | δ] [A | RA]ᵀ
       product(in, c2, out, true);   // G = Wᵀ δ, RG += Vᵀ δ
@@ -213,18 +219,33 @@ class MlpBase {
   Index output_size() const { return self().layer_output_size(self().layer_count() - 1); }
   /// Length of θ.
   Index parameter_count() const { return offsets_.back(); }
-  /// Offset of W_l in θ (b_l follows at offset + out_l · in_l).
+  /// Offset of W_l in θ (b_l follows at offset + out_l · in_l, then γ_l and β_l when the
+  /// layer is normalised).
   Index layer_offset(Index l) const { return offsets_[static_cast<std::size_t>(l)]; }
+  /// True when layer l normalises its pre-activations (`LayerNorm`).
+  bool layer_normalized(Index l) const {
+    bool r = false;
+    self().dispatch(l, [&](const auto& layer) { r = layer.normalized(); });
+    return r;
+  }
 
-  /// "1-40(relu)-40(relu)-1(identity)": widths and activations, for logs and checkpoints.
+  /// "1-40(relu)-40(relu)-1(identity)": widths and activations, for logs and checkpoints; a
+  /// normalised layer reads "40(ln 1e-05, relu)" (its ε, then its activation).
   std::string describe() const {
     std::string s = std::to_string(input_size());
-    for (Index l = 0; l < self().layer_count(); ++l)
-      s += "-" + std::to_string(self().layer_output_size(l)) + "(" + self().layer_activation_name(l) + ")";
+    for (Index l = 0; l < self().layer_count(); ++l) {
+      std::string norm;
+      self().dispatch(l, [&](const auto& layer) {
+        if (layer.normalized()) norm = "ln " + metalearn::detail::shortest(layer.norm().epsilon) + ", ";
+      });
+      s += "-" + std::to_string(self().layer_output_size(l)) + "(" + norm + self().layer_activation_name(l) + ")";
+    }
     return s;
   }
 
-  /// Draws θ from `init` (weights in parameter order, biases zero).
+  /// Draws θ from `init` (weights in parameter order, biases zero; gains 1 and shifts 0 in a
+  /// normalised layer, drawing nothing, so the weights are those of the same network without
+  /// normalisation).
   void initialize(VectorRef<S> theta, Rng& rng, const Initializer& init = GlorotUniform{}) const {
     metalearn::detail::check_size("nn::Mlp::initialize", "theta", theta.size(), parameter_count());
     for (Index l = 0; l < self().layer_count(); ++l) {
@@ -232,6 +253,10 @@ class MlpBase {
       S* w = theta.data() + layer_offset(l);
       detail::initialize_layer(init, in, out, rng, Eigen::Map<Matrix<S>>(w, out, in),
                                Eigen::Map<Vector<S>>(w + out * in, out));
+      if (layer_normalized(l)) {
+        Eigen::Map<Vector<S>>(w + out * (in + 1), out).setOnes();   // γ = 1
+        Eigen::Map<Vector<S>>(w + out * (in + 2), out).setZero();   // β = 0
+      }
     }
   }
 
@@ -309,7 +334,7 @@ class MlpBase {
   void compute_offsets() {
     offsets_.assign(1, 0);
     for (Index l = 0; l < self().layer_count(); ++l)
-      offsets_.push_back(offsets_.back() + self().layer_output_size(l) * (self().layer_input_size(l) + 1));
+      self().dispatch(l, [&](const auto& layer) { offsets_.push_back(offsets_.back() + layer.parameter_count()); });
   }
 
   /// The inputs as a contiguous view; strided inputs (a block of rows) are copied into the
@@ -420,7 +445,8 @@ class Mlp : public detail::MlpBase<Mlp<Scalar, Layers...>, Scalar> {
 };
 
 /// A network built at run time from layer widths and activations, e.g.
-/// `Mlp<float>({1, 40, 40, 1}, Relu{})` (hidden layers ReLU, output layer linear).
+/// `Mlp<float>({1, 40, 40, 1}, Relu{})` (hidden layers ReLU, output layer linear), optionally
+/// with layer normalisation.
 template <class Scalar>
 class Mlp<Scalar> : public detail::MlpBase<Mlp<Scalar>, Scalar> {
   static_assert(is_supported_scalar_v<Scalar>, "metalearn::nn::Mlp: Scalar must be float or double");
@@ -433,16 +459,39 @@ class Mlp<Scalar> : public detail::MlpBase<Mlp<Scalar>, Scalar> {
     check_widths();
     activations_.assign(widths_.size() - 1, hidden);
     activations_.back() = output;
+    norms_.assign(activations_.size(), std::nullopt);
+    this->compute_offsets();
+  }
+
+  /// The same with every hidden layer (all but the last) normalised by `hidden_norm`.
+  Mlp(std::vector<Index> widths, Activation hidden, Activation output, LayerNorm hidden_norm)
+      : widths_(std::move(widths)) {
+    check_widths();
+    activations_.assign(widths_.size() - 1, hidden);
+    activations_.back() = output;
+    norms_.assign(widths_.size() - 1, hidden_norm);
+    norms_.back() = std::nullopt;
+    check_norms();
     this->compute_offsets();
   }
 
   /// widths = {inputs, ..., outputs} and one activation per layer (widths.size() − 1).
   Mlp(std::vector<Index> widths, std::vector<Activation> activations)
-      : widths_(std::move(widths)), activations_(std::move(activations)) {
+      : Mlp(std::move(widths), std::move(activations), {}) {}
+
+  /// widths, one activation per layer, and per layer its `LayerNorm` or `std::nullopt`
+  /// (`norms` empty: none normalised; otherwise one entry per layer).
+  Mlp(std::vector<Index> widths, std::vector<Activation> activations, std::vector<std::optional<LayerNorm>> norms)
+      : widths_(std::move(widths)), activations_(std::move(activations)), norms_(std::move(norms)) {
     check_widths();
     if (activations_.size() + 1 != widths_.size())
       metalearn::detail::fail("nn::Mlp", "got ", activations_.size(), " activations, expected ", widths_.size() - 1,
                    " (one per layer)");
+    if (norms_.empty()) norms_.assign(activations_.size(), std::nullopt);
+    if (norms_.size() != activations_.size())
+      metalearn::detail::fail("nn::Mlp", "got ", norms_.size(), " normalisation entries, expected ", activations_.size(),
+                              " (one per layer, or none)");
+    check_norms();
     this->compute_offsets();
   }
 
@@ -458,10 +507,14 @@ class Mlp<Scalar> : public detail::MlpBase<Mlp<Scalar>, Scalar> {
   /// Calls f(layer) with the l-th layer as a `Dense<Dynamic, Dynamic, Act>` (internal).
   template <class F>
   void dispatch(Index l, F&& f) const {
+    const auto& norm = norms_[static_cast<std::size_t>(l)];
     std::visit(
         [&](const auto& act) {
-          f(Dense<Eigen::Dynamic, Eigen::Dynamic, std::decay_t<decltype(act)>>(layer_input_size(l),
-                                                                                layer_output_size(l), act));
+          using Layer = Dense<Eigen::Dynamic, Eigen::Dynamic, std::decay_t<decltype(act)>>;
+          if (norm)
+            f(Layer(layer_input_size(l), layer_output_size(l), act, *norm));
+          else
+            f(Layer(layer_input_size(l), layer_output_size(l), act));
         },
         activations_[static_cast<std::size_t>(l)]);
   }
@@ -472,9 +525,17 @@ class Mlp<Scalar> : public detail::MlpBase<Mlp<Scalar>, Scalar> {
     for (std::size_t i = 0; i < widths_.size(); ++i)
       if (widths_[i] <= 0) metalearn::detail::fail("nn::Mlp", "width ", i, " is ", widths_[i], ", expected > 0");
   }
+  void check_norms() const {
+    for (std::size_t l = 0; l < norms_.size(); ++l)
+      if (norms_[l]) {
+        const std::string where = "nn::Mlp: layer " + std::to_string(l);
+        norms_[l]->validate(where.c_str(), widths_[l + 1]);
+      }
+  }
 
   std::vector<Index> widths_;
   std::vector<Activation> activations_;
+  std::vector<std::optional<LayerNorm>> norms_;
 };
 
 }  // namespace metalearn::nn

@@ -60,13 +60,19 @@ class Objective {
   /// "1-40(relu)-40(relu)-1(identity) mse": the model's shape, for logs and checkpoints.
   std::string describe() const { return net_.describe() + " " + Loss::name; }
 
-  /// θ's groups: each layer's W ("layer l W") and b ("layer l b"), in θ's order.
+  /// θ's groups: each layer's W ("layer l W") and b ("layer l b"), then for a normalised
+  /// layer its gain ("layer l gain") and shift ("layer l shift"), in θ's order.
   std::vector<ParameterGroup> parameter_groups() const {
     std::vector<ParameterGroup> groups;
     for (Index l = 0; l < net_.layer_count(); ++l) {
       const Index off = net_.layer_offset(l), out = net_.layer_output_size(l), in = net_.layer_input_size(l);
-      groups.push_back({"layer " + std::to_string(l + 1) + " W", off, out * in});
-      groups.push_back({"layer " + std::to_string(l + 1) + " b", off + out * in, out});
+      const std::string layer = "layer " + std::to_string(l + 1);
+      groups.push_back({layer + " W", off, out * in});
+      groups.push_back({layer + " b", off + out * in, out});
+      if (net_.layer_normalized(l)) {
+        groups.push_back({layer + " gain", off + out * (in + 1), out});
+        groups.push_back({layer + " shift", off + out * (in + 2), out});
+      }
     }
     return groups;
   }
