@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -55,6 +56,7 @@ struct Config {
   int eval_steps = 3;                 // inner steps at test time (the headline number)
   double meta_lr = 1e-3;              // Adam's rate
   std::vector<Index> hidden{256, 128, 64, 64};
+  bool layer_norm = false;            // LayerNorm on every hidden layer (--norm layer)
   Index train_classes = 1200;         // characters for meta-training (the rest are test classes)
   std::uint64_t split_seed = 1;       // the character split
   std::uint64_t seed = 1;             // initialisation and episodes
@@ -91,6 +93,8 @@ inline std::string usage() {
   --eval-steps S        inner steps at test time  [3]
   --meta-lr L           Adam's learning rate  [0.001]
   --hidden W,W,...      hidden widths  [256,128,64,64]
+  --norm none|layer     layer normalisation (per example, learned gain and shift, eps 1e-5)
+                        of every hidden layer before its ReLU  [none]
   --train-classes N     characters for meta-training; the rest are for testing  [1200]
   --split-seed S        the character split  [1]
   --seed S --seeds N    N runs with seeds S, S+1, ...  [1, 1]
@@ -126,6 +130,10 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     else if (flag == "--eval-steps") c.eval_steps = static_cast<int>(parse_integer(flag, v, 0, 1000));
     else if (flag == "--meta-lr") c.meta_lr = parse_real(flag, v);
     else if (flag == "--hidden") c.hidden = examples::parse_widths<Index>(flag, v, "256,128");
+    else if (flag == "--norm") {
+      if (v != "none" && v != "layer") throw UsageError("--norm takes none or layer, got '" + v + "'");
+      c.layer_norm = v == "layer";
+    }
     else if (flag == "--train-classes") c.train_classes = parse_integer(flag, v, 1, 100000);
     else if (flag == "--split-seed") c.split_seed = static_cast<std::uint64_t>(parse_integer(flag, v, 0, 1L << 62));
     else if (flag == "--seed") c.seed = static_cast<std::uint64_t>(parse_integer(flag, v, 0, 1L << 62));
@@ -286,13 +294,25 @@ using Classifier = metalearn::nn::Objective<metalearn::nn::Mlp<float>, metalearn
 using Maml = metalearn::Maml<Classifier>;
 using Sampler = metalearn::tasks::EpisodeSampler<float>;
 
-/// inputs (784) - hidden… - outputs, ReLU, He-uniform weights, biases 0, softmax cross-entropy.
-inline Classifier network(const std::vector<Index>& hidden, Index outputs, Index inputs = 784) {
+/// ReLU layers over `widths`, the last with activation `last`; with `norm`, LayerNorm on the
+/// first `normalized` layers.
+inline metalearn::nn::Mlp<float> relu_layers(const std::vector<Index>& widths, metalearn::nn::Activation last, bool norm,
+                                              std::size_t normalized) {
+  std::vector<metalearn::nn::Activation> acts(widths.size() - 1, metalearn::nn::Relu{});
+  acts.back() = last;
+  std::vector<std::optional<metalearn::nn::LayerNorm>> norms(widths.size() - 1);
+  for (std::size_t l = 0; norm && l < normalized; ++l) norms[l] = metalearn::nn::LayerNorm{};
+  return metalearn::nn::Mlp<float>(widths, std::move(acts), std::move(norms));
+}
+
+/// inputs (784) - hidden… - outputs, ReLU (LayerNorm before each hidden ReLU with `norm`),
+/// He-uniform weights, biases 0, softmax cross-entropy.
+inline Classifier network(const std::vector<Index>& hidden, Index outputs, Index inputs = 784, bool norm = false) {
   std::vector<Index> widths{inputs};
   widths.insert(widths.end(), hidden.begin(), hidden.end());
   widths.push_back(outputs);
-  return Classifier(metalearn::nn::Mlp<float>(widths, metalearn::nn::Relu{}), metalearn::nn::SoftmaxCrossEntropy{},
-                    metalearn::nn::HeUniform{});
+  return Classifier(relu_layers(widths, metalearn::nn::Identity{}, norm, hidden.size()),
+                    metalearn::nn::SoftmaxCrossEntropy{}, metalearn::nn::HeUniform{});
 }
 
 inline metalearn::MamlOptions maml_options(const Config& c) {
@@ -383,7 +403,7 @@ inline Score pretrain_finetune(const Config& c, const metalearn::tasks::ClassPoo
       train.copy_example(k, i, all.features.col(n));
       all.labels[n] = static_cast<int>(k);
     }
-  const Classifier wide = network(c.hidden, train.classes(), train.feature_count());
+  const Classifier wide = network(c.hidden, train.classes(), train.feature_count(), c.layer_norm);
   metalearn::Rng rng(seed, 3);
   Vector<float> theta(wide.parameter_count());
   wide.initialize(theta, rng);
@@ -398,7 +418,7 @@ inline Score pretrain_finetune(const Config& c, const metalearn::tasks::ClassPoo
   // the body: every layer but the last, its ReLU kept; θ's layers come first to last
   std::vector<Index> body_widths{train.feature_count()};
   body_widths.insert(body_widths.end(), c.hidden.begin(), c.hidden.end());
-  const metalearn::nn::Mlp<float> body(body_widths, metalearn::nn::Relu{}, metalearn::nn::Relu{});
+  const metalearn::nn::Mlp<float> body = relu_layers(body_widths, metalearn::nn::Relu{}, c.layer_norm, c.hidden.size());
   const Index body_p = body.parameter_count();
   const Classifier head(metalearn::nn::Mlp<float>({c.hidden.back(), c.ways}, metalearn::nn::Identity{}),
                         metalearn::nn::SoftmaxCrossEntropy{});
@@ -433,7 +453,7 @@ inline Score pretrain_finetune(const Config& c, const metalearn::tasks::ClassPoo
 inline Run run_seed(const Config& c, const Split& s, std::uint64_t seed, const Progress& progress = {}) {
   Run run;
   run.seed = seed;
-  const Classifier model = network(c.hidden, c.ways, s.train.feature_count());
+  const Classifier model = network(c.hidden, c.ways, s.train.feature_count(), c.layer_norm);
   Maml maml(model, maml_options(c));
   run.model = model.describe();
   run.algorithm = maml.describe();
@@ -520,7 +540,10 @@ inline std::string settings(const Config& c) {
     << c.meta_lr
     << "; network 784";
   for (Index w : c.hidden) s << "-" << w;
-  s << "-" << c.ways << " ReLU, He-uniform, no normalisation; characters: " << c.train_classes
+  s << "-" << c.ways << " ReLU, He-uniform, "
+    << (c.layer_norm ? "layer normalisation (eps 1e-5, gain 1, shift 0 at start) before every hidden ReLU"
+                     : "no normalisation")
+    << "; characters: " << c.train_classes
     << " for training (split seed " << c.split_seed << "), the rest for testing, x4 rotations; images 28x28 "
     << "(Lanczos, scripts/omniglot_to_idx.py); " << c.eval_episodes << " test episodes (seed stream 2), the same for "
     << "every method; monitoring every " << c.monitor_every << " iterations on " << c.monitor_episodes
@@ -584,6 +607,7 @@ inline std::string to_json(const Config& c, const Omniglot& o, const std::vector
     << ", \"inner_lr\": " << json::number(c.inner_lr) << ", \"inner_steps\": " << c.inner_steps
     << ", \"eval_steps\": " << c.eval_steps << ", \"meta_lr\": " << json::number(c.meta_lr)
     << ", \"hidden\": " << json::list(c.hidden, [](Index w) { return std::to_string(w); })
+    << ", \"layer_norm\": " << (c.layer_norm ? "true" : "false")
     << ", \"train_classes\": " << c.train_classes << ", \"split_seed\": " << c.split_seed
     << ", \"threads\": " << c.threads << ", \"eval_episodes\": " << c.eval_episodes
     << ", \"pretrain_epochs\": " << c.pretrain_epochs << ", \"finetune_steps\": " << c.finetune_steps

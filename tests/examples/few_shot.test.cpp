@@ -9,6 +9,7 @@
 #include <catch.hpp>
 #include <json.hpp>
 #include <temp_dir.hpp>
+#include <test_support.hpp>
 
 #include <cstdlib>
 #include <string>
@@ -95,6 +96,27 @@ TEST_CASE("few_shot: a short meta-training run learns well above chance, beside 
   const std::string svg = few_shot::to_svg(c, {r});
   CHECK(svg.find("<svg") != std::string::npos);
   CHECK(few_shot::table(c, {r}).find("89.7 ± 1.1 %") != std::string::npos);
+}
+
+TEST_CASE("few_shot: --norm layer puts LayerNorm on every hidden layer, and a short run still learns",
+          "[example][omniglot][layer-norm]") {
+  few_shot::Config c = small_config();
+  REQUIRE(few_shot::parse({"--norm", "layer", "--hidden", "64,32", "--baselines", "none"}, c));
+  CHECK(c.layer_norm);
+  CHECK_THROWS_WITH(few_shot::parse({"--norm", "batch"}, c), mlt::contains("--norm takes none or layer, got 'batch'"));
+  const auto model = few_shot::network(c.hidden, c.ways, 784, c.layer_norm);
+  CHECK(model.describe() == "784-64(ln 1e-05, relu)-32(ln 1e-05, relu)-5(identity) softmax_cross_entropy");
+  const auto o = few_shot::load(kFixture + "/idx", "", METALEARN_SOURCE_DIR);
+  const auto s = few_shot::split(o, c.train_classes, c.split_seed);
+  const few_shot::Run r = few_shot::run_seed(c, s, 1);
+  const double before = r.by_steps[0].interval.mean, after = r.by_steps[1].interval.mean;
+  INFO("query accuracy before adaptation " << before << ", after one step " << after);
+  CHECK(after > 0.35);
+  CHECK(after > before + 0.15);
+  CHECK(r.skipped == 0);
+  const auto json = mlt::json::parse(few_shot::to_json(c, o, {r}));
+  CHECK(json["config"]["layer_norm"].b);
+  CHECK(few_shot::settings(c).find("layer normalisation (eps 1e-5") != std::string::npos);
 }
 
 TEST_CASE("few_shot: an Omniglot run resumed from a checkpoint continues bit for bit", "[example][omniglot][io]") {
