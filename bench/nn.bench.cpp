@@ -4,7 +4,10 @@
 // for the MAML paper's 1-40-40-1 ReLU network (compile-time sizes, mean squared error, batch 10)
 // and a 784-256-256-10 ReLU network (run-time sizes, softmax cross-entropy, batch 64).
 // Counters: GFLOP/s, x_floor (pass / its floor) and, for the Hessian-vector products, x_grad
-// (pass / loss_and_gradient), the ratios measured in alternating rounds.
+// (pass / loss_and_gradient), the ratios measured in alternating rounds. And
+//   nn/layer_norm/<pass>/net:784-256-128-64-64-5/batch:25/float
+// the few-shot example's network with LayerNorm on its hidden layers (5-way 5-shot support
+// set), with x_plain: the pass / the same pass of the network without normalisation.
 #include "floor.hpp"
 #include "support.hpp"
 
@@ -181,6 +184,53 @@ void register_net(const char* scalar, const std::vector<Index>& widths, Index n,
   }
 }
 
+// The cost of layer normalisation: the pass on the normalised network, then its ratio to the
+// unnormalised network's, in alternating rounds.
+void bm_layer_norm(benchmark::State& state, Pass pass) {
+  const std::vector<Index> widths{784, 256, 128, 64, 64, 5};
+  const Index n = 25;
+  const nn::Objective plain(nn::Mlp<float>(widths, nn::Relu{}), nn::SoftmaxCrossEntropy{});
+  const nn::Objective norm(nn::Mlp<float>(widths, nn::Relu{}, nn::Identity{}, nn::LayerNorm{}), nn::SoftmaxCrossEntropy{});
+  Rng rng(5);
+  metalearn::ClassificationBatch<float> batch;
+  batch.inputs.resize(784, n);
+  batch.targets.resize(n);
+  for (Index j = 0; j < n; ++j) {
+    for (Index i = 0; i < 784; ++i) batch.inputs(i, j) = static_cast<float>(rng.uniform());
+    batch.targets(j) = static_cast<int>(j % 5);
+  }
+  auto make_pass = [&](const auto& obj, Vector<float>& theta, Vector<float>& v, Vector<float>& out, auto& ws,
+                       float& sink) {
+    obj.initialize(theta, rng);
+    for (Index i = 0; i < v.size(); ++i) v[i] = static_cast<float>(rng.normal());
+    obj.loss_and_gradient(theta, batch, out, ws);  // the gradient pass the cached product reuses
+    return [&, pass] {
+      switch (pass) {
+        case Pass::forward: sink += obj.network().forward(theta, batch.inputs, ws)(0, 0); break;
+        case Pass::loss_and_gradient: sink += obj.loss_and_gradient(theta, batch, out, ws); break;
+        case Pass::hessian_vector_product: obj.hessian_vector_product(theta, batch, v, out, ws); break;
+        case Pass::cached_hessian_vector_product:
+          obj.cached_hessian_vector_product(theta, batch, v, out, ws, kPassKey);
+          break;
+      }
+      sink += out[0];
+      benchmark::DoNotOptimize(sink);
+    };
+  };
+  Vector<float> tn(norm.parameter_count()), vn(tn.size()), on(tn.size());
+  Vector<float> tp(plain.parameter_count()), vp(tp.size()), op(tp.size());
+  decltype(norm)::Workspace wn;
+  decltype(plain)::Workspace wp;
+  float sink = 0;
+  auto once_norm = make_pass(norm, tn, vn, on, wn, sink);
+  auto once_plain = make_pass(plain, tp, vp, op, wp, sink);
+  once_norm();
+  once_plain();
+  const double seconds = mlb::run_timed(state, once_norm);
+  if (state.error_occurred()) return;
+  state.counters["x_plain"] = mlb::paired_ratio(once_norm, once_plain, false, mlb::kPairedShare * seconds);
+}
+
 void register_benchmarks() {
   register_net<float, PaperFloor<float>>("float", kPaperWidths, kPaperBatch, paper_objective<float>, paper_batch<float>);
   register_net<double, PaperFloor<double>>("double", kPaperWidths, kPaperBatch, paper_objective<double>,
@@ -188,6 +238,12 @@ void register_benchmarks() {
   register_net<float, MnistFloor<float>>("float", kMnistWidths, kMnistBatch, mnist_objective<float>, mnist_batch<float>);
   register_net<double, MnistFloor<double>>("double", kMnistWidths, kMnistBatch, mnist_objective<double>,
                                            mnist_batch<double>);
+  for (Pass pass : {Pass::forward, Pass::loss_and_gradient, Pass::hessian_vector_product,
+                    Pass::cached_hessian_vector_product}) {
+    const std::string name = std::string("nn/layer_norm/") + mlb::pass_name(pass) + "/net:784-256-128-64-64-5/batch:25/float";
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { bm_layer_norm(st, pass); })
+        ->Unit(benchmark::kMicrosecond);
+  }
 }
 
 }  // namespace
