@@ -16,6 +16,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace nn = metalearn::nn;
@@ -56,6 +57,19 @@ Vector<double> vec(double a, double b, double c) { return (Vector<double>(3) << 
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Sine tasks with amplitudes in [lo, hi], and θ initialised for `obj` from seed 1.
+template <class Obj>
+auto sine_setup(const Obj& obj, double lo, double hi) {
+  using S = typename Obj::Scalar;
+  typename metalearn::tasks::SineTasks<S>::Options o;
+  o.amplitude_min = lo;
+  o.amplitude_max = hi;
+  Rng rng(1);
+  Vector<S> theta(obj.parameter_count());
+  obj.initialize(theta, rng);
+  return std::make_pair(metalearn::tasks::SineTasks<S>(1, o), theta);
+}
 
 }  // namespace
 
@@ -138,13 +152,7 @@ TEST_CASE("trainer: policy skip skips the update, reports it in Progress and cou
 TEST_CASE("trainer: policy skip with real MAML on tasks whose loss overflows", "[trainer][non-finite]") {
   // Amplitudes near float's maximum: the squared errors overflow to infinity.
   const auto obj = nn::Objective(nn::Mlp<float>({1, 8, 1}, nn::Tanh{}), nn::MeanSquaredError{});
-  metalearn::tasks::SineTasks<float>::Options huge;
-  huge.amplitude_min = 1e38;
-  huge.amplitude_max = 3e38;
-  metalearn::tasks::SineTasks<float> sampler(1, huge);
-  Rng rng(1);
-  Vector<float> theta(obj.parameter_count());
-  obj.initialize(theta, rng);
+  auto [sampler, theta] = sine_setup(obj, 1e38, 3e38);
   const Vector<float> theta0 = theta;
   Maml maml(obj, MamlOptions{});
   optim::Adam<float> adam(theta.size());
@@ -169,13 +177,7 @@ TEST_CASE("trainer: a diverging inner loop is skipped under policy skip, named u
   // inner_lr 1e308 on support gradients of ~1e2: θ_1 = θ − α g overflows, and Maml throws
   // numerical_error from the inner loop instead of returning a meta-gradient.
   const auto obj = nn::Objective(nn::Mlp<double>({1, 8, 1}, nn::Tanh{}), nn::MeanSquaredError{});
-  metalearn::tasks::SineTasks<double>::Options big;
-  big.amplitude_min = 100;
-  big.amplitude_max = 200;
-  metalearn::tasks::SineTasks<double> sampler(1, big);
-  Rng rng(1);
-  Vector<double> theta(obj.parameter_count());
-  obj.initialize(theta, rng);
+  auto [sampler, theta] = sine_setup(obj, 100, 200);
   const Vector<double> theta0 = theta;
   for (int threads : {1, 3}) {
     MamlOptions mo;
