@@ -40,10 +40,16 @@
 ///   // entries) into fast; const and thread-safe with one workspace per thread
 ///   void adapt(metalearn::ConstVectorRef<Scalar> meta, const Model::Batch& support,
 ///              metalearn::VectorRef<Scalar> fast, Workspace& ws, int steps = -1) const;
+///   // optional: the meta-iteration whose meta-step comes next, for algorithms that anneal
+///   // (MAML++); MetaTrainer calls it before every meta-step with its own count, which
+///   // checkpoints restore
+///   void set_iteration(metalearn::Index n);
 /// };
 /// @endcode
 ///
 /// README section "The algorithm contract" walks through it; `Maml` is the reference.
+/// metalearn's inner-loop algorithms (Maml, MetaSgd, MamlPlusPlus, Anil) share one
+/// implementation, meta/inner_loop.hpp, on the meta-batch engine.
 
 #include <metalearn/core/random.hpp>
 #include <metalearn/core/types.hpp>
@@ -110,6 +116,11 @@ struct has_algorithm_adapt<
     A, std::void_t<decltype(std::declval<const A&>().adapt(
            std::declval<ConstVectorRef<algorithm_scalar_t<A>>>(), std::declval<const typename A::Model::Batch&>(),
            std::declval<VectorRef<algorithm_scalar_t<A>>>(), std::declval<typename A::Workspace&>(), 1))>> : std::true_type {};
+
+template <class A, class = void>
+struct has_set_iteration : std::false_type {};
+template <class A>
+struct has_set_iteration<A, std::void_t<decltype(std::declval<A&>().set_iteration(Index{}))>> : std::true_type {};
 
 template <class A, class = void>
 struct has_algorithm_sizes : std::false_type {};

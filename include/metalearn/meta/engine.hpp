@@ -50,7 +50,6 @@ struct TaskBlocks {
 ///   - `using Scalar` (float or double), `using Task`, `using Workspace` (default-constructible
 ///     scratch memory of one worker);
 ///   - `Index parameter_count() const`, the length of the meta-parameters (and of the gradient);
-///   - `static constexpr const char* name` (for messages: "Maml", …);
 ///   - `void check_task(const char* where, const Task&, Index t) const`, throwing
 ///     `invalid_argument` for a task it cannot use;
 ///   - `Scalar task_meta_gradient(ConstVectorRef<Scalar> meta, const Task&, Workspace&,
@@ -65,9 +64,12 @@ class MetaBatchEngine {
   using Scalar = typename A::Scalar;        ///< float or double
   using Workspace = typename A::Workspace;  ///< one worker's scratch memory
 
-  /// An engine of `threads` workers (≥ 1) for meta-gradients of `parameters` entries.
-  MetaBatchEngine(int threads, Index parameters) : workers_(static_cast<std::size_t>(threads)) {
-    if (threads < 1) detail::fail(A::name, "threads must be >= 1, got ", threads);
+  /// An engine of `threads` workers (≥ 1) for meta-gradients of `parameters` entries, for the
+  /// algorithm called `name` in messages ("Maml", …).
+  MetaBatchEngine(const char* name, int threads, Index parameters)
+      : name_(name), where_(std::string(name) + "::meta_loss_and_gradient"),
+        workers_(static_cast<std::size_t>(threads)) {
+    if (threads < 1) detail::fail(name, "threads must be >= 1, got ", threads);
     if (threads > 1) {
       pool_ = std::make_unique<parallel::ThreadPool>(threads);
       adding_ = std::make_unique<Adding>();
@@ -160,11 +162,7 @@ class MetaBatchEngine {
     Vector<Scalar> grad;  // the current task's meta-gradient
   };
 
-  static std::string where_text() { return std::string(A::name) + "::meta_loss_and_gradient"; }
-  static const char* where() {
-    static const std::string text = where_text();
-    return text.c_str();
-  }
+  const char* where() const { return where_.c_str(); }
 
   void check_call(const A& a, const ConstVectorRef<Scalar>& meta, const VectorRef<Scalar>& grad) const {
     detail::check_size(where(), "theta", meta.size(), a.parameter_count());
@@ -187,7 +185,7 @@ class MetaBatchEngine {
   // with the task.
   template <class Task>
   Scalar task(const A& a, Worker& wk, ConstVectorRef<Scalar> meta, const Task& t, Index index) {
-    return detail::for_task(A::name, index, [&] { return a.task_meta_gradient(meta, t, wk.ws, wk.grad); });
+    return detail::for_task(name_, index, [&] { return a.task_meta_gradient(meta, t, wk.ws, wk.grad); });
   }
 
   // The threaded paths' slots for `blocks` blocks, none finished, none added.
@@ -263,7 +261,7 @@ class MetaBatchEngine {
   // number of tasks into `grad`; returns the mean loss.
   Scalar average(Index count, VectorRef<Scalar> grad) {
     if (adding_->added != adding_->blocks)  // cannot happen (see add_finished_blocks); one comparison
-      throw metalearn::logic_error(detail::concat("metalearn: ", A::name, ": internal error: ", adding_->added,
+      throw metalearn::logic_error(detail::concat("metalearn: ", name_, ": internal error: ", adding_->added,
                                                   " of ", adding_->blocks, " blocks were added to the meta-gradient"));
     return mean(count, adding_->loss, grad);
   }
@@ -275,6 +273,8 @@ class MetaBatchEngine {
     return loss * inv;
   }
 
+  const char* name_;   // the algorithm's name (a string literal)
+  std::string where_;  // "<name>::meta_loss_and_gradient"
   std::vector<Worker> workers_;
   std::unique_ptr<parallel::ThreadPool> pool_;
   Vector<Scalar> sum_;

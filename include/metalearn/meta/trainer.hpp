@@ -110,6 +110,8 @@ struct Progress {
 ///              grad, fill)`, the trainer hands it the drawing of the tasks (`fill(t)` draws
 ///              task t, in order, on the calling thread), so that drawing overlaps the work
 ///              of the other threads; the tasks and the result are the same.
+///              An algorithm with `set_iteration(n)` (MAML++) is told the meta-iteration n
+///              (iterations completed over the trainer's lifetime) before each meta-step.
 ///   Optimizer: `step(θ, grad)` (e.g. `optim::Adam<Scalar>`)
 ///   Sampler:   `sample(Task&)` filling one task (e.g. `tasks::SineTasks<Scalar>`)
 /// The trainer holds references to all three: they must outlive it. Storage for the
@@ -151,6 +153,7 @@ class MetaTrainer {
     for (Index i = 0; i < iterations; ++i) {
       Scalar loss;
       bool diverged = false;
+      if constexpr (detail::has_set_iteration<Algorithm>::value) algorithm_.set_iteration(iteration_);
       try {
         if constexpr (detail::has_fed_meta_gradient_v<Algorithm, std::vector<Task>>) {
           // the tasks are drawn in order on this thread while workers start on those drawn
