@@ -30,8 +30,11 @@
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>
 
+#include <metalearn/meta/anil.hpp>
 #include <metalearn/meta/few_shot.hpp>
 #include <metalearn/meta/maml.hpp>
+#include <metalearn/meta/maml_plus_plus.hpp>
+#include <metalearn/meta/meta_sgd.hpp>
 #include <metalearn/meta/trainer.hpp>
 
 #include <metalearn/optim/adam.hpp>

@@ -1,6 +1,9 @@
 // After the first call, a meta-step (meta_loss_and_gradient and the optimizer update), adapt
 // and a whole trainer iteration do not touch the heap, on one thread and on several.
+#include <metalearn/meta/anil.hpp>
 #include <metalearn/meta/maml.hpp>
+#include <metalearn/meta/maml_plus_plus.hpp>
+#include <metalearn/meta/meta_sgd.hpp>
 #include <metalearn/meta/trainer.hpp>
 #include <metalearn/nn/loss.hpp>
 #include <metalearn/nn/mlp.hpp>
@@ -57,7 +60,75 @@ void expect_no_allocation(const Obj& obj, MamlOptions o) {
   CHECK(maml.bytes() == bytes);
   CHECK(std::isfinite(static_cast<double>(sink)));
 }
+
+// The same for any algorithm of the family (θ followed by its learned rates): meta-steps, adapt,
+// evaluate and trainer iterations (which call set_iteration) after a warm-up.
+template <class Algorithm>
+void expect_no_allocation_in(Algorithm& algorithm) {
+  using S = typename Algorithm::Scalar;
+  INFO(algorithm.describe() << ", threads " << algorithm.options().threads);
+  Rng rng(1);
+  Vector<S> meta(algorithm.parameter_count());
+  algorithm.initialize(meta, rng);
+  metalearn::optim::Adam<S> adam(meta.size());
+  metalearn::tasks::SineTasks<S> sampler(3);
+  std::vector<typename metalearn::tasks::SineTasks<S>::Task> tasks(25);
+  for (auto& t : tasks) sampler.sample(t);
+  Vector<S> grad(meta.size()), fast(algorithm.model().parameter_count());
+  metalearn::Matrix<S> losses;
+  const std::vector<int> steps{0, 1, 5};
+  metalearn::TrainerOptions to;
+  to.meta_batch = 25;
+  metalearn::MetaTrainer trainer(algorithm, adam, sampler, to);
+  trainer.run(meta, 6);  // warm-up: every order and weighting the annealing passes through
+  algorithm.meta_loss_and_gradient(meta, tasks, grad);
+  algorithm.adapt(meta, tasks[0].support, fast, 10);
+  algorithm.evaluate(meta, tasks, steps, losses);
+  const std::size_t bytes = algorithm.bytes();
+
+  S sink = 0;
+  mlt::NoAllocationRegion region;
+  for (int rep = 0; rep < 5; ++rep) {
+    sink += algorithm.meta_loss_and_gradient(meta, tasks, grad);
+    adam.step(meta, grad);
+    algorithm.adapt(meta, tasks[static_cast<std::size_t>(rep)].support, fast, 5);
+  }
+  algorithm.evaluate(meta, tasks, steps, losses);
+  trainer.run(meta, 5);
+  CHECK(region.allocations() == 0);
+  CHECK(algorithm.bytes() == bytes);
+  CHECK(std::isfinite(static_cast<double>(sink)));
+}
 }  // namespace
+
+TEST_CASE("allocation: none per meta-step of Meta-SGD, MAML++ and ANIL after the first, 1 and 2 threads",
+          "[family][allocation][threads]") {
+  const auto obj = nn::Objective(PaperNet(), nn::MeanSquaredError{});
+  for (int threads : {1, 2}) {
+    metalearn::MetaSgdOptions so;
+    so.inner_steps = 2;
+    so.inner_clip = {1.0, 5.0};
+    so.threads = threads;
+    metalearn::MetaSgd sgd(obj, so);
+    expect_no_allocation_in(sgd);
+
+    metalearn::MamlPlusPlusOptions po;
+    po.inner_steps = 3;
+    po.initial_lr = 0.01;
+    po.first_order_iterations = 2;  // first order, then second, inside the warm-up
+    po.multi_step_iterations = 4;   // weighted steps, then the final one alone, inside the warm-up
+    po.threads = threads;
+    metalearn::MamlPlusPlus pp(obj, po);
+    expect_no_allocation_in(pp);
+
+    metalearn::AnilOptions ao;
+    ao.inner_steps = 3;
+    ao.inner_clip = {0, 1.0};
+    ao.threads = threads;
+    metalearn::Anil anil(obj, ao);
+    expect_no_allocation_in(anil);
+  }
+}
 
 TEST_CASE("allocation: none per meta-step on the paper network after the first, any order", "[maml][allocation]") {
   for (Order order : {Order::first, Order::second, Order::second_finite_difference}) {
