@@ -61,3 +61,46 @@ TEST_CASE("SineTasks: the RNG state restores the stream", "[tasks]") {
   r.sample(t2);
   CHECK(t1.support.inputs == t2.support.inputs);
 }
+
+TEST_CASE("SineTasks: a frequency range draws omega (Meta-SGD's protocol); a single value draws nothing", "[tasks]") {
+  SineTasks<double>::Options o;
+  o.frequency_min = 0.8;
+  o.frequency_max = 1.2;
+  o.phase_min = -3.14159265358979323846;  // y = A sin(ωx + b), b ∈ [0, π]
+  o.phase_max = 0;
+  SineTasks<double> s(3, o);
+  SineTasks<double>::Task t;
+  double wmin = 10, wmax = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const auto sinusoid = s.sample(t);
+    wmin = std::min(wmin, sinusoid.frequency);
+    wmax = std::max(wmax, sinusoid.frequency);
+    REQUIRE(sinusoid.phase <= 0.0);
+    for (Index j = 0; j < t.query.size(); ++j)
+      REQUIRE(t.query.targets(0, j) ==
+              sinusoid.amplitude * std::sin(sinusoid.frequency * t.query.inputs(0, j) - sinusoid.phase));
+  }
+  CHECK(wmin >= 0.8);
+  CHECK(wmin < 0.81);
+  CHECK(wmax <= 1.2);
+  CHECK(wmax > 1.19);
+
+  // ω = 1 by default and not drawn: the stream is the MAML paper's, as before the option existed
+  SineTasks<double>::Options fixed;
+  fixed.frequency_min = fixed.frequency_max = 1.0;
+  SineTasks<double> a(9), b(9, fixed);
+  SineTasks<double>::Task ta, tb;
+  for (int i = 0; i < 50; ++i) {
+    CHECK(a.sample(ta).frequency == 1.0);
+    b.sample(tb);
+    CHECK(ta.support.inputs == tb.support.inputs);
+  }
+  CHECK(a.rng() == b.rng());
+
+  SineTasks<double>::Options bad;
+  bad.frequency_min = 1.3;
+  bad.frequency_max = 1.2;
+  CHECK_THROWS_AS(SineTasks<double>(1, bad), metalearn::invalid_argument);
+  bad.frequency_min = std::nan("");
+  CHECK_THROWS_AS(SineTasks<double>(1, bad), metalearn::invalid_argument);
+}
