@@ -1,5 +1,11 @@
 #pragma once
-// What the examples share: command-line numbers, JSON values, and SVG line charts.
+// What the examples share: command-line numbers, the --algorithm choice, JSON values, and SVG
+// line charts.
+#include <metalearn/meta/anil.hpp>
+#include <metalearn/meta/maml.hpp>
+#include <metalearn/meta/maml_plus_plus.hpp>
+#include <metalearn/meta/meta_sgd.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -84,6 +90,93 @@ inline void write_file(const std::string& program, const std::string& path, cons
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
   if (!out) throw std::runtime_error(program + ": cannot write '" + path + "'");
+}
+
+/// The meta-learning algorithms the examples offer (`--algorithm`), all on one inner loop.
+enum class Algorithm { maml, meta_sgd, maml_pp, anil };
+
+/// "maml", "meta-sgd", "maml++", "anil": the flag's values.
+inline const char* algorithm_key(Algorithm a) {
+  switch (a) {
+    case Algorithm::meta_sgd: return "meta-sgd";
+    case Algorithm::maml_pp: return "maml++";
+    case Algorithm::anil: return "anil";
+    default: return "maml";
+  }
+}
+/// "MAML", "Meta-SGD", "MAML++", "ANIL": for tables and figures.
+inline const char* algorithm_label(Algorithm a) {
+  switch (a) {
+    case Algorithm::meta_sgd: return "Meta-SGD";
+    case Algorithm::maml_pp: return "MAML++";
+    case Algorithm::anil: return "ANIL";
+    default: return "MAML";
+  }
+}
+/// The algorithm named `text` of `flag`; throws UsageError otherwise.
+inline Algorithm parse_algorithm(const std::string& flag, const std::string& text) {
+  for (Algorithm a : {Algorithm::maml, Algorithm::meta_sgd, Algorithm::maml_pp, Algorithm::anil})
+    if (text == algorithm_key(a)) return a;
+  throw UsageError(flag + " expects maml, meta-sgd, maml++ or anil, got '" + text + "'");
+}
+
+/// The settings of the inner loop that every algorithm shares, and each one's own.
+struct InnerLoopFlags {
+  Algorithm algorithm = Algorithm::maml;
+  int order = 2;                        // 1 or 2
+  int inner_steps = 1;
+  double inner_lr = 1e-3;               // α (MAML, ANIL); the initial rate(s) (Meta-SGD, MAML++)
+  double inner_lr_max = 0;              // Meta-SGD: > 0 draws α ~ U[inner_lr, inner_lr_max]
+  long first_order_iterations = 0;      // MAML++: derivative-order annealing
+  long multi_step_iterations = 0;       // MAML++: multi-step loss annealing
+  int threads = 1;
+};
+
+/// Builds the chosen algorithm on `model` and returns f(algorithm).
+template <class Model, class F>
+decltype(auto) with_algorithm(const InnerLoopFlags& c, const Model& model, F&& f) {
+  const metalearn::Order order = c.order == 1 ? metalearn::Order::first : metalearn::Order::second;
+  switch (c.algorithm) {
+    case Algorithm::meta_sgd: {
+      metalearn::MetaSgdOptions o;
+      o.initial_lr = c.inner_lr;
+      o.initial_lr_max = c.inner_lr_max;
+      o.inner_steps = c.inner_steps;
+      o.order = order;
+      o.threads = c.threads;
+      metalearn::MetaSgd<Model> a(model, o);
+      return f(a);
+    }
+    case Algorithm::maml_pp: {
+      metalearn::MamlPlusPlusOptions o;
+      o.initial_lr = c.inner_lr;
+      o.inner_steps = c.inner_steps;
+      o.order = order;
+      o.first_order_iterations = c.first_order_iterations;
+      o.multi_step_iterations = c.multi_step_iterations;
+      o.threads = c.threads;
+      metalearn::MamlPlusPlus<Model> a(model, o);
+      return f(a);
+    }
+    case Algorithm::anil: {
+      metalearn::AnilOptions o;
+      o.inner_lr = c.inner_lr;
+      o.inner_steps = c.inner_steps;
+      o.order = order;
+      o.threads = c.threads;
+      metalearn::Anil<Model> a(model, o);
+      return f(a);
+    }
+    default: {
+      metalearn::MamlOptions o;
+      o.inner_lr = c.inner_lr;
+      o.inner_steps = c.inner_steps;
+      o.order = order;
+      o.threads = c.threads;
+      metalearn::Maml<Model> a(model, o);
+      return f(a);
+    }
+  }
 }
 
 namespace json {

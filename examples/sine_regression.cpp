@@ -1,4 +1,5 @@
-// MAML on sinusoid regression, reproducing the MAML paper's §5.1 experiment. Run with --help.
+// MAML (or Meta-SGD, MAML++, ANIL) on sinusoid regression, reproducing the MAML paper's §5.1
+// experiment and Meta-SGD's. Run with --help.
 #include "sine_regression.hpp"
 
 #include <cstdio>
@@ -54,7 +55,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (!config.quiet)
-      std::cerr << "MAML (order " << config.order << ", " << config.inner_steps << " inner step"
+      std::cerr << examples::algorithm_label(config.algorithm) << " (order " << config.order << ", "
+                << config.inner_steps << " inner step"
                 << (config.inner_steps == 1 ? "" : "s") << ", alpha " << config.inner_lr << ") on sine tasks: "
                 << config.iterations << " meta-iterations of " << config.meta_batch << " tasks, " << config.threads
                 << " thread" << (config.threads == 1 ? "" : "s") << ", seed " << config.seed << "\n";

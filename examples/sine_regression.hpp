@@ -37,9 +37,14 @@ using metalearn::Vector;
 /// Every flag of the example, with the paper's setting as default (α as the paper's code, see README).
 struct Config {
   long iterations = 70000;        // meta-iterations (and baseline iterations)
+  examples::Algorithm algorithm = examples::Algorithm::maml;  // maml, meta-sgd, maml++ or anil
+  std::string protocol = "maml";  // the task distribution and anchors: "maml" (MAML paper) or "meta-sgd"
   int order = 2;                  // 1: first-order MAML, 2: exact second order
   int inner_steps = 1;            // inner gradient steps during meta-training
   double inner_lr = 0.001;        // α: the paper's code (its text says 0.01; see README)
+  double inner_lr_max = 0;        // Meta-SGD: > 0 draws each initial α from [inner_lr, inner_lr_max]
+  long first_order_iterations = 0;  // MAML++: first order for this many iterations
+  long multi_step_iterations = 0;   // MAML++: the annealed multi-step loss for this many iterations
   double meta_lr = 0.001;         // Adam's learning rate
   int meta_batch = 25;            // tasks per meta-iteration
   int shots = 10;                 // K support (and query) points per training task
@@ -54,6 +59,20 @@ struct Config {
   long save_every = 0;            // 0: only at the end
   std::string resume;             // checkpoint file to continue meta-training from
   bool quiet = false;             // no progress output
+
+  /// The inner-loop flags of the chosen algorithm.
+  examples::InnerLoopFlags inner_loop() const {
+    examples::InnerLoopFlags f;
+    f.algorithm = algorithm;
+    f.order = order;
+    f.inner_steps = inner_steps;
+    f.inner_lr = inner_lr;
+    f.inner_lr_max = inner_lr_max;
+    f.first_order_iterations = first_order_iterations;
+    f.multi_step_iterations = multi_step_iterations;
+    f.threads = threads;
+    return f;
+  }
 };
 
 using examples::UsageError;
@@ -63,11 +82,24 @@ inline std::string usage() {
 
 usage: sine_regression [flags]
   --iterations N     meta-iterations, and baseline iterations  (default 70000)
-  --order {1,2}      1: first-order MAML, 2: exact second order (default 2)
+  --algorithm A      maml, meta-sgd, maml++ or anil              (default maml)
+  --protocol P       maml: the MAML paper's tasks y = A sin(x - phi), A in [0.1, 5],
+                     phi in [0, pi], and its numbers beside ours; meta-sgd: Meta-SGD's
+                     y = A sin(w x + b), w in [0.8, 1.2], b in [0, pi], and its Table 1
+                     (train with --shots 5: MSE after one step at K = 5, 10, 20)
+                                                                 (default maml)
+  --order {1,2}      1: first order, 2: exact second order       (default 2)
   --inner-steps N    inner gradient steps in meta-training       (default 1)
-  --inner-lr X       inner learning rate alpha                   (default 0.001, as the
+  --inner-lr X       inner learning rate alpha (Meta-SGD, MAML++: every learned rate's
+                     start)                                      (default 0.001, as the
                      paper's code; its text says 0.01, which lets a few test tasks
                      diverge under repeated steps: README explains)
+  --inner-lr-max X   Meta-SGD: draw each initial rate from [--inner-lr, X] (the paper:
+                     0.005, 0.1)                                 (default: constant)
+  --first-order-iterations N   MAML++: first order for N meta-iterations, then
+                     --order                                     (default 0)
+  --multi-step-iterations N    MAML++: the multi-step loss, its weights annealed
+                     towards the last step, for N meta-iterations (default 0)
   --meta-lr X        Adam learning rate                          (default 0.001)
   --meta-batch N     tasks per meta-iteration                    (default 25)
   --shots K          support and query points per training task  (default 10)
@@ -86,7 +118,7 @@ usage: sine_regression [flags]
                      training flags must be those the checkpoint was written with
   --quiet            no progress output
   --help             this text
-Evaluation: for K in {5, 10, 20}, adapt on K points with the training alpha and report the
+Evaluation: for K in {5, 10, 20}, adapt on K points with the training rates and report the
 MSE on 100 evenly spaced points in [-5, 5] after 0, 1, 5 and 10 steps (mean and 95% CI).
 Under each row: the median MSE, and how many test tasks ended worse than before adaptation
 (a higher or non-finite MSE) after 1, 5 and 10 steps.
@@ -112,6 +144,13 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
     const std::string& v = args[++i];
     if (flag == "--iterations") c.iterations = detail::parse_integer(flag, v, 0, 1000000000L);
+    else if (flag == "--algorithm") c.algorithm = examples::parse_algorithm(flag, v);
+    else if (flag == "--protocol") {
+      if (v != "maml" && v != "meta-sgd") throw UsageError("--protocol expects maml or meta-sgd, got '" + v + "'");
+      c.protocol = v;
+    } else if (flag == "--inner-lr-max") c.inner_lr_max = detail::parse_real(flag, v);
+    else if (flag == "--first-order-iterations") c.first_order_iterations = detail::parse_integer(flag, v, 0, 1000000000L);
+    else if (flag == "--multi-step-iterations") c.multi_step_iterations = detail::parse_integer(flag, v, 0, 1000000000L);
     else if (flag == "--order") c.order = static_cast<int>(detail::parse_integer(flag, v, 1, 2));
     else if (flag == "--inner-steps") c.inner_steps = static_cast<int>(detail::parse_integer(flag, v, 1, 1000));
     else if (flag == "--inner-lr") c.inner_lr = detail::parse_real(flag, v);
@@ -142,6 +181,12 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     }
   }
   if (c.save_every > 0 && c.save.empty()) throw UsageError("--save-every needs --save FILE");
+  if (c.inner_lr_max > 0 && c.algorithm != examples::Algorithm::meta_sgd)
+    throw UsageError("--inner-lr-max is Meta-SGD's (--algorithm meta-sgd)");
+  if (c.inner_lr_max > 0 && c.inner_lr_max < c.inner_lr)
+    throw UsageError("--inner-lr-max must be >= --inner-lr (the range of the initial rates)");
+  if ((c.first_order_iterations > 0 || c.multi_step_iterations > 0) && c.algorithm != examples::Algorithm::maml_pp)
+    throw UsageError("--first-order-iterations and --multi-step-iterations are MAML++'s (--algorithm maml++)");
   return true;
 }
 
@@ -152,6 +197,13 @@ inline std::string training_signature(const Config& c) {
   out << std::setprecision(17) << "--order " << c.order << "\n--inner-steps " << c.inner_steps << "\n--inner-lr "
       << c.inner_lr << "\n--meta-lr " << c.meta_lr << "\n--meta-batch " << c.meta_batch << "\n--shots " << c.shots
       << "\n--seed " << c.seed << "\n--init " << c.init;
+  // the newer flags only when they differ from their defaults, so that a MAML checkpoint of an
+  // earlier version still resumes
+  if (c.algorithm != examples::Algorithm::maml) out << "\n--algorithm " << examples::algorithm_key(c.algorithm);
+  if (c.protocol != "maml") out << "\n--protocol " << c.protocol;
+  if (c.inner_lr_max > 0) out << "\n--inner-lr-max " << c.inner_lr_max;
+  if (c.first_order_iterations > 0) out << "\n--first-order-iterations " << c.first_order_iterations;
+  if (c.multi_step_iterations > 0) out << "\n--multi-step-iterations " << c.multi_step_iterations;
   return out.str();
 }
 
@@ -181,7 +233,7 @@ inline void check_signature(const std::string& saved, const std::string& current
 
 /// MSE after 0, 1, 5 and 10 steps for one method and K: mean and 95% CI over the test tasks.
 struct EvalRow {
-  std::string method;  // "maml" or "pretrained"
+  std::string method;  // the algorithm's key ("maml", "meta-sgd", "maml++", "anil") or "pretrained"
   int shots = 0;
   std::vector<int> steps{0, 1, 5, 10};
   std::vector<double> mse;
@@ -201,6 +253,7 @@ struct Panel {
 /// Everything the run measured.
 struct Report {
   Config config;
+  std::string algorithm;             // the meta-learned model's algorithm and options (describe())
   double train_seconds = 0;          // meta-training
   double iterations_per_second = 0;  // of meta-training
   double baseline_seconds = 0;       // pretrained baseline training
@@ -229,34 +282,33 @@ struct Experiment {
 
   static constexpr std::uint64_t kEvalSeed = 20170309;  // fixed: every run is evaluated on the same tasks
 
-  metalearn::MamlOptions maml_options() const {
-    metalearn::MamlOptions o;
-    o.inner_lr = config.inner_lr;
-    o.inner_steps = config.inner_steps;
-    o.order = config.order == 1 ? metalearn::Order::first : metalearn::Order::second;
-    o.threads = config.threads;
-    return o;
-  }
-
   typename Sampler::Options sampler_options(int shots) const {
     typename Sampler::Options o;
     o.support = shots;
     o.query = shots;
+    if (config.protocol == "meta-sgd") {  // y = A sin(ωx + b) = A sin(ωx − φ) with φ = −b ∈ [−π, 0]
+      o.frequency_min = 0.8;
+      o.frequency_max = 1.2;
+      o.phase_min = -o.phase_max;
+      o.phase_max = 0.0;
+    }
     return o;
   }
 
-  // MAML: returns θ; fills the timing fields of the report.
-  Vector<S> meta_train(Report& report, const ProgressSink& progress) {
+  // Meta-training with `algorithm`: returns its meta-parameters (θ, then any learned rates);
+  // fills the timing fields of the report.
+  template <class Algorithm>
+  Vector<S> meta_train(Algorithm& algorithm, Report& report, const ProgressSink& progress) {
     metalearn::Rng rng(config.seed);
-    Vector<S> theta(objective.parameter_count());
-    objective.initialize(theta, rng);
-    metalearn::Maml maml(objective, maml_options());
+    Vector<S> theta(algorithm.parameter_count());
+    algorithm.initialize(theta, rng);
     metalearn::optim::Adam<S> adam(theta.size(), {config.meta_lr});
     Sampler sampler(config.seed, sampler_options(config.shots), /*stream=*/1);
     metalearn::TrainerOptions to;
     to.meta_batch = config.meta_batch;
-    metalearn::MetaTrainer trainer(maml, adam, sampler, to);
-    const std::string model = maml.describe();  // the network and every MAML option
+    metalearn::MetaTrainer trainer(algorithm, adam, sampler, to);
+    const std::string model = algorithm.describe();  // the network and every option of the algorithm
+    report.algorithm = model;
     const std::string signature = training_signature(config);
     if (!config.resume.empty()) {  // all or nothing: θ, Adam, the counters and the task stream
       const auto checkpoint = metalearn::io::read_checkpoint<S>(config.resume);
@@ -319,12 +371,13 @@ struct Experiment {
     return theta;
   }
 
-  // Adapts each test task on K points and records the MSE on the grid after 0, 1, 5, 10 steps;
-  // the first test task of K = 5 and of K = 10 become the figure's panels.
-  void evaluate(const std::string& method, const Vector<S>& theta, Report& report) {
-    metalearn::Maml maml(objective, maml_options());
+  // Adapts each test task on K points with `algorithm` from its meta-parameters `meta` and
+  // records the MSE on the grid after 0, 1, 5, 10 steps; the first test task of K = 5 and of
+  // K = 10 become the figure's panels.
+  template <class Algorithm>
+  void evaluate(const std::string& method, const Vector<S>& meta, Algorithm& algorithm, Report& report) {
     typename Obj::Workspace ws;
-    Vector<S> fast(theta.size());
+    Vector<S> fast(objective.parameter_count());
     metalearn::Matrix<S> prediction(1, 100);
     for (int shots : {5, 10, 20}) {
       Sampler sampler(kEvalSeed, sampler_options(shots), static_cast<std::uint64_t>(shots));
@@ -338,11 +391,14 @@ struct Experiment {
         const Batch grid = sampler.grid(sinusoid, 100);
         Panel panel;
         const bool draw = t == 0 && shots != 20;
-        fast = theta;
-        int done = 0;
         for (std::size_t s = 0; s < row.steps.size(); ++s) {
-          maml.adapt(fast, task.support, fast, row.steps[s] - done);
-          done = row.steps[s];
+          const int done = row.steps[s];
+          try {
+            algorithm.adapt(meta, task.support, fast, done);  // from the start: rates may differ by step
+          } catch (const metalearn::numerical_error&) {  // the steps diverged: an infinite MSE, counted as worse
+            mse[s].push_back(std::numeric_limits<double>::infinity());
+            continue;
+          }
           mse[s].push_back(static_cast<double>(objective.loss(fast, grid, ws)));
           if (draw && (done == 0 || done == 1 || done == 10)) {
             objective.predict(fast, grid.inputs, prediction, ws);
@@ -397,12 +453,23 @@ Report run_with(const Config& config, Net net, const ProgressSink& progress) {
   Experiment<Obj> experiment{config, Obj(std::move(net), {}, initializer(config.init))};
   Report report;
   report.config = config;
-  const Vector<float> maml = experiment.meta_train(report, progress);
+  double eval_seconds = 0;
+  examples::with_algorithm(config.inner_loop(), experiment.objective, [&](auto& algorithm) {
+    const Vector<float> meta = experiment.meta_train(algorithm, report, progress);
+    const auto start = std::chrono::steady_clock::now();
+    experiment.evaluate(examples::algorithm_key(config.algorithm), meta, algorithm, report);
+    eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  });
+  // the baseline is fine-tuned by plain gradient steps of the same α (MAML's adaptation)
   const Vector<float> pretrained = experiment.pretrain(report);
-  const auto start = std::chrono::steady_clock::now();
-  experiment.evaluate("maml", maml, report);
-  experiment.evaluate("pretrained", pretrained, report);
-  report.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  examples::InnerLoopFlags plain = config.inner_loop();
+  plain.algorithm = examples::Algorithm::maml;
+  examples::with_algorithm(plain, experiment.objective, [&](auto& maml) {
+    const auto start = std::chrono::steady_clock::now();
+    experiment.evaluate("pretrained", pretrained, maml, report);
+    eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  });
+  report.eval_seconds = eval_seconds;
   return report;
 }
 
@@ -420,25 +487,41 @@ inline Report run(const Config& config, const ProgressSink& progress = {}) {
   return detail::run_with(config, Mlp<float>(widths, Relu{}), progress);
 }
 
-/// The paper's K = 5 numbers (MAML paper, sinusoid regression), after 1, 5 and 10 steps.
+/// The MAML paper's K = 5 numbers (sinusoid regression), after 1, 5 and 10 steps.
 struct PaperRow {
   const char* method;
   double mse[3];
 };
 inline constexpr PaperRow kPaper[] = {{"maml", {0.67, 0.38, 0.35}}, {"pretrained", {2.41, 2.23, 2.19}}};
 
-/// The evaluation laid out like the paper's table, with the paper's K = 5 numbers.
+/// The Meta-SGD paper's Table 1 (its sine protocol, trained 5-shot): MSE after one step at
+/// K = 5, 10, 20.
+inline constexpr PaperRow kMetaSgdPaper[] = {{"meta-sgd", {0.90, 0.63, 0.50}}, {"maml", {1.13, 0.85, 0.71}}};
+
+/// "MAML", "Meta-SGD", … or "pretrained" for a row's method.
+inline const char* method_label(const std::string& method) {
+  if (method == "pretrained") return "pretrained";
+  for (examples::Algorithm a : {examples::Algorithm::maml, examples::Algorithm::meta_sgd, examples::Algorithm::maml_pp,
+                                examples::Algorithm::anil})
+    if (method == examples::algorithm_key(a)) return examples::algorithm_label(a);
+  return "?";
+}
+
+/// The evaluation laid out like the paper's table, with the published numbers of the protocol.
 inline std::string table(const Report& r) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(3);
-  out << "MSE on 100 points in [-5, 5] after k gradient steps (alpha = " << r.config.inner_lr << "), "
-      << r.config.eval_tasks << " test tasks, mean +- 95% CI\n";
+  out << "MSE on 100 points in [-5, 5] after k gradient steps (alpha = " << r.config.inner_lr
+      << (r.config.algorithm == examples::Algorithm::maml || r.config.algorithm == examples::Algorithm::anil
+              ? ""
+              : " for the baseline; the learned rates for " + std::string(examples::algorithm_label(r.config.algorithm)))
+      << "), " << r.config.eval_tasks << " test tasks, mean +- 95% CI\n";
   out << "method           K   k = 0            k = 1            k = 5            k = 10\n";
+  const bool meta_sgd = r.config.protocol == "meta-sgd";
   for (int shots : {5, 10, 20}) {
     for (const auto& row : r.eval) {
       if (row.shots != shots) continue;
-      out << std::left << std::setw(14) << (row.method == "maml" ? "MAML" : "pretrained") << std::right
-          << std::setw(4) << shots;
+      out << std::left << std::setw(14) << method_label(row.method) << std::right << std::setw(4) << shots;
       for (std::size_t s = 0; s < row.mse.size(); ++s)
         out << "   " << std::setw(6) << row.mse[s] << " +- " << std::setw(5) << row.ci95[s];
       out << "\n";
@@ -447,11 +530,19 @@ inline std::string table(const Report& r) {
       out << "worse than k = 0: ";
       for (std::size_t s = 1; s < row.worse.size(); ++s) out << (s > 1 ? " / " : "") << row.worse[s];
       out << " tasks\n";
-      if (shots == 5)
+      if (!meta_sgd && shots == 5) {
         for (const auto& p : kPaper)
-          if (row.method == p.method)
-            out << "  (paper)        5         -      " << std::setw(10) << p.mse[0] << "       " << std::setw(10)
-                << p.mse[1] << "       " << std::setw(10) << p.mse[2] << "\n";
+          if ((row.method == "pretrained") == (std::string(p.method) == "pretrained"))
+            out << "  (MAML paper, " << (row.method == "pretrained" ? "pretrained" : "MAML") << ") 5      -    "
+                << std::setw(10) << p.mse[0] << "       " << std::setw(10) << p.mse[1] << "       " << std::setw(10)
+                << p.mse[2] << "\n";
+      }
+      if (meta_sgd && row.method != "pretrained") {
+        const int col = shots == 5 ? 0 : shots == 10 ? 1 : 2;
+        for (const auto& p : kMetaSgdPaper)
+          out << "  (Meta-SGD paper, " << method_label(p.method) << ") " << std::setw(2) << shots << "  -    "
+              << std::setw(10) << p.mse[col] << "\n";
+      }
     }
   }
   return out.str();
@@ -470,8 +561,11 @@ inline std::string to_json(const Report& r) {
   const Config& c = r.config;
   std::ostringstream out;
   out << "{\n  \"config\": {"
-      << "\"iterations\": " << c.iterations << ", \"order\": " << c.order << ", \"inner_steps\": " << c.inner_steps
-      << ", \"inner_lr\": " << number(c.inner_lr) << ", \"meta_lr\": " << number(c.meta_lr)
+      << "\"iterations\": " << c.iterations << ", \"algorithm\": " << string(examples::algorithm_key(c.algorithm))
+      << ", \"protocol\": " << string(c.protocol) << ", \"order\": " << c.order << ", \"inner_steps\": " << c.inner_steps
+      << ", \"inner_lr\": " << number(c.inner_lr) << ", \"inner_lr_max\": " << number(c.inner_lr_max)
+      << ", \"first_order_iterations\": " << c.first_order_iterations
+      << ", \"multi_step_iterations\": " << c.multi_step_iterations << ", \"meta_lr\": " << number(c.meta_lr)
       << ", \"meta_batch\": " << c.meta_batch << ", \"shots\": " << c.shots
       << ", \"hidden\": " << detail::list(c.hidden, [](Index w) { return std::to_string(w); })
       << ", \"threads\": " << c.threads << ", \"seed\": " << c.seed << ", \"eval_tasks\": " << c.eval_tasks
@@ -479,6 +573,7 @@ inline std::string to_json(const Report& r) {
       << ", \"save\": " << string(c.save) << ", \"save_every\": " << c.save_every << ", \"resume\": " << string(c.resume)
       << ", \"quiet\": " << (c.quiet ? "true" : "false") << "},\n"
       << "  \"metalearn_version\": " << string(metalearn::version_string) << ",\n"
+      << "  \"algorithm\": " << string(r.algorithm) << ",\n"
       << "  \"train_seconds\": " << number(r.train_seconds) << ",\n"
       << "  \"iterations_per_second\": " << number(r.iterations_per_second) << ",\n"
       << "  \"baseline_seconds\": " << number(r.baseline_seconds) << ",\n"
@@ -503,7 +598,7 @@ namespace detail {
 using examples::svg::tick;
 }  // namespace detail
 
-/// An SVG figure like the paper's Figure 2: MAML and the pretrained baseline (rows) at
+/// An SVG figure like the paper's Figure 2: the meta-learned model and the pretrained baseline (rows) at
 /// K = 5 and K = 10 (columns); the true function, the K points, and the predictions before
 /// adaptation and after 1 and 10 gradient steps.
 inline std::string to_svg(const Report& r) {
@@ -523,7 +618,7 @@ inline std::string to_svg(const Report& r) {
   const Style truth{"ground truth", "#d62728", "", 2.2}, before{"pre-update", "#2ca02c", "2,4", 1.8},
       one{"1 grad step", "#7fbf7f", "8,4", 1.8}, ten{"10 grad steps", "#1a5e1a", "8,4", 2.0};
   for (const Panel& p : r.panels) {
-    const int col = p.shots == 5 ? 0 : 1, row = p.method == "maml" ? 0 : 1;
+    const int col = p.shots == 5 ? 0 : 1, row = p.method == "pretrained" ? 1 : 0;
     const double ox = col * pw, oy = row * ph;
     double lo = 0, hi = 0;
     for (const auto* v : {&p.truth, &p.before, &p.after1, &p.after10, &p.support_y})
@@ -535,7 +630,7 @@ inline std::string to_svg(const Report& r) {
     auto X = [&](double x) { return ox + ml + (x + 5.0) / 10.0 * (pw - ml - mr); };
     auto Y = [&](double y) { return oy + mt + (span - y) / (2 * span) * (ph - mt - mb); };
     out << "<text x=\"" << ox + pw / 2 << "\" y=\"" << oy + 20 << "\" text-anchor=\"middle\" font-size=\"14\">"
-        << (p.method == "maml" ? "MAML" : "pretrained") << ", K = " << p.shots << "</text>\n";
+        << method_label(p.method) << ", K = " << p.shots << "</text>\n";
     out << "<rect x=\"" << X(-5) << "\" y=\"" << Y(span) << "\" width=\"" << X(5) - X(-5) << "\" height=\""
         << Y(-span) - Y(span) << "\" fill=\"none\" stroke=\"#444\"/>\n";
     for (int t = -5; t <= 5; ++t)

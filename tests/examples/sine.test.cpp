@@ -84,6 +84,51 @@ TEST_CASE("sine example: a short run reports every row, and MAML beats the pretr
     CHECK(svg.find(text) != std::string::npos);
 }
 
+TEST_CASE("sine example: --algorithm meta-sgd, maml++ and anil run the same experiment and learn", "[example]") {
+  for (const char* algorithm : {"meta-sgd", "maml++", "anil"}) {
+    sine::Config c = short_run();
+    // ANIL adapts the 41 weights of the head only, which needs a larger step on these tasks
+    const std::string lr = std::string(algorithm) == "anil" ? "0.1" : "0.005";
+    REQUIRE(sine::parse({"--algorithm", algorithm, "--inner-lr", lr, "--quiet"}, c));
+    c.iterations = 1500;
+    c.eval_tasks = 60;
+    if (std::string(algorithm) == "maml++") {
+      c.inner_steps = 2;
+      c.first_order_iterations = 100;
+      c.multi_step_iterations = 500;
+    }
+    const sine::Report r = sine::run(c);
+    INFO(algorithm << ": " << r.algorithm);
+    REQUIRE(r.eval.size() == 6);
+    CHECK(r.eval[0].method == algorithm);
+    CHECK(r.algorithm.find(std::string(sine::method_label(algorithm)) == "Meta-SGD" ? "MetaSgd("
+                           : std::string(algorithm) == "maml++"                   ? "MamlPlusPlus("
+                                                                                  : "Anil(") == 0);
+    for (const auto& row : r.eval)
+      if (row.method == algorithm) CHECK(row.mse[1] < 0.7 * row.mse[0]);  // adaptation pays off
+    CHECK(sine::table(r).find(sine::method_label(algorithm)) != std::string::npos);
+    CHECK(sine::to_svg(r).find(std::string(sine::method_label(algorithm)) + ", K = 5") != std::string::npos);
+  }
+}
+
+TEST_CASE("sine example: Meta-SGD's protocol draws frequencies and prints that paper's numbers", "[example]") {
+  sine::Config c = short_run();
+  REQUIRE(sine::parse({"--protocol", "meta-sgd", "--algorithm", "meta-sgd", "--inner-lr", "0.005", "--inner-lr-max",
+                       "0.02", "--shots", "5", "--quiet"},
+                      c));
+  c.iterations = 300;
+  c.eval_tasks = 10;
+  const sine::Report r = sine::run(c);
+  const std::string t = sine::table(r);
+  CHECK(t.find("(Meta-SGD paper, Meta-SGD)  5  -         0.900") != std::string::npos);
+  CHECK(t.find("(Meta-SGD paper, MAML) 20  -         0.710") != std::string::npos);
+  CHECK(t.find("MAML paper") == std::string::npos);
+  const auto json = mlt::json::parse(sine::to_json(r));
+  CHECK(json["config"]["protocol"].s == "meta-sgd");
+  CHECK(json["config"]["algorithm"].s == "meta-sgd");
+  CHECK(json["algorithm"].s.find("initial_lr 0.005 to 0.02") != std::string::npos);
+}
+
 TEST_CASE("sine example: a seed reproduces the run exactly", "[example]") {
   sine::Config c = short_run();
   c.iterations = 200;
@@ -116,7 +161,14 @@ TEST_CASE("sine example: flags", "[example][bad-input]") {
                                                                 {"--save-every", "10"},
                                                                 {"--save-every", "0", "--save", "x"},
                                                                 {"--save", ""},
-                                                                {"--resume"}}) {
+                                                                {"--resume"},
+                                                                {"--algorithm", "reptile"},
+                                                                {"--protocol", "cavia"},
+                                                                {"--inner-lr-max", "0.1"},
+                                                                {"--algorithm", "meta-sgd", "--inner-lr-max", "0.0001"},
+                                                                {"--first-order-iterations", "10"},
+                                                                {"--algorithm", "anil", "--multi-step-iterations", "5"},
+                                                                {"--algorithm", "maml++", "--first-order-iterations", "-1"}}) {
     sine::Config e;
     INFO(bad[0]);
     CHECK_THROWS_AS(sine::parse(bad, e), sine::UsageError);
