@@ -1,5 +1,5 @@
-// MAML on Omniglot few-shot episodes with the MAML paper's non-convolutional network, beside
-// two baselines: examples/few_shot.hpp has the pieces, README section "Few-shot
+// MAML (or Meta-SGD, MAML++, ANIL) on Omniglot few-shot episodes with the MAML paper's
+// non-convolutional network, beside two baselines: examples/few_shot.hpp has the pieces, README section "Few-shot
 // classification" the results. Exit status: 0 on success, 2 for a bad command line or missing
 // data, 1 for any other error (a corrupt data file included).
 #include "few_shot.hpp"
@@ -43,8 +43,9 @@ int main(int argc, char** argv) {
       runs.push_back(few_shot::run_seed(config, split, config.seed + static_cast<std::uint64_t>(k), progress));
       const few_shot::Run& r = runs.back();
       if (!config.quiet) std::cerr << "\n";
-      std::printf("seed %llu: MAML %s after %d steps; meta-training %.1f s (%.2f ms/iteration), evaluation %.1f s\n",
-                  static_cast<unsigned long long>(r.seed), few_shot::percent(r.maml.interval).c_str(), config.eval_steps,
+      std::printf("seed %llu: %s %s after %d steps; meta-training %.1f s (%.2f ms/iteration), evaluation %.1f s\n",
+                  static_cast<unsigned long long>(r.seed), examples::algorithm_label(config.algorithm),
+                  few_shot::percent(r.maml.interval).c_str(), config.eval_steps,
                   r.train_seconds, r.ms_per_iteration, r.eval_seconds);
       std::fflush(stdout);
     }

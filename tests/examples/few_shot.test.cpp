@@ -119,6 +119,31 @@ TEST_CASE("few_shot: --norm layer puts LayerNorm on every hidden layer, and a sh
   CHECK(few_shot::settings(c).find("layer normalisation (eps 1e-5") != std::string::npos);
 }
 
+TEST_CASE("few_shot: --algorithm meta-sgd, maml++ and anil learn on the same episodes", "[example][omniglot]") {
+  const auto o = few_shot::load(kFixture + "/idx", "", METALEARN_SOURCE_DIR);
+  for (const char* algorithm : {"meta-sgd", "maml++", "anil"}) {
+    few_shot::Config c = small_config();
+    REQUIRE(few_shot::parse({"--algorithm", algorithm, "--hidden", "64,32", "--baselines", "none"}, c));
+    if (std::string(algorithm) == "maml++") {  // LSLR's rates start at the inner rate; annealing switched on
+      c.inner_steps = 2;
+      c.first_order_iterations = 50;
+      c.multi_step_iterations = 100;
+    }
+    const auto s = few_shot::split(o, c.train_classes, c.split_seed);
+    const few_shot::Run r = few_shot::run_seed(c, s, 1);
+    const double before = r.by_steps[0].interval.mean, after = r.by_steps[1].interval.mean;
+    INFO(r.algorithm << ": query accuracy before adaptation " << before << ", after one step " << after);
+    CHECK(after > 0.35);
+    CHECK(after > before + 0.15);
+    CHECK(few_shot::table(c, {r}).find(std::string("metalearn ") + examples::algorithm_label(c.algorithm)) !=
+          std::string::npos);
+  }
+  few_shot::Config b1, b2, b3;
+  CHECK_THROWS_WITH(few_shot::parse({"--algorithm", "protonet"}, b1), mlt::contains("expects maml, meta-sgd"));
+  CHECK_THROWS_WITH(few_shot::parse({"--inner-lr-max", "1"}, b2), mlt::contains("--inner-lr-max is Meta-SGD's"));
+  CHECK_THROWS_WITH(few_shot::parse({"--multi-step-iterations", "5"}, b3), mlt::contains("are MAML++'s"));
+}
+
 TEST_CASE("few_shot: an Omniglot run resumed from a checkpoint continues bit for bit", "[example][omniglot][io]") {
   const auto o = few_shot::load(kFixture + "/idx", "", METALEARN_SOURCE_DIR);
   const auto s = few_shot::split(o, 40, 1);
@@ -133,7 +158,12 @@ TEST_CASE("few_shot: an Omniglot run resumed from a checkpoint continues bit for
     model.initialize(theta, rng);
     return theta;
   };
-  few_shot::Maml m1(model, few_shot::maml_options(c));
+  metalearn::MamlOptions mo;  // the example's MAML with its defaults (inner rate 0.4, one step)
+  mo.inner_lr = c.inner_lr;
+  mo.inner_steps = c.inner_steps;
+  mo.threads = c.threads;
+  using Maml = metalearn::Maml<few_shot::Classifier>;
+  Maml m1(model, mo);
   metalearn::optim::Adam<float> a1(model.parameter_count());
   few_shot::Sampler s1(s.train, {5, 1, 1}, 9);
   metalearn::MetaTrainer t1(m1, a1, s1, to);
@@ -142,7 +172,7 @@ TEST_CASE("few_shot: an Omniglot run resumed from a checkpoint continues bit for
   mlt::TempDir dir;
   const std::string path = dir.file("omniglot.ckpt");
   {
-    few_shot::Maml m(model, few_shot::maml_options(c));
+    Maml m(model, mo);
     metalearn::optim::Adam<float> a(model.parameter_count());
     few_shot::Sampler sm(s.train, {5, 1, 1}, 9);
     metalearn::MetaTrainer t(m, a, sm, to);
@@ -150,7 +180,7 @@ TEST_CASE("few_shot: an Omniglot run resumed from a checkpoint continues bit for
     t.run(theta, 6);
     metalearn::io::save_checkpoint(path, m.describe(), theta, a, t, sm);
   }
-  few_shot::Maml m(model, few_shot::maml_options(c));
+  Maml m(model, mo);
   metalearn::optim::Adam<float> a(model.parameter_count());
   few_shot::Sampler sm(s.train, {5, 1, 1}, 1);
   metalearn::MetaTrainer t(m, a, sm, to);
