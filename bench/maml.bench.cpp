@@ -1,4 +1,4 @@
-// MAML meta-steps and their floors (bench/README.md):
+// MAML meta-steps and their floors, and the family's meta-steps beside MAML's (bench/README.md):
 //   maml/step/order:<1|2>/steps:<K>/width:<w>/batch:<B>/threads:<T>
 //       one meta-step: B sine tasks drawn and maml.meta_loss_and_gradient(θ, tasks, g, draw)
 //       (drawing overlapped with the work on 2 threads, as MetaTrainer does), adam.step(θ, g)
@@ -6,6 +6,11 @@
 //       the bare Eigen products of that meta-step (one thread)
 //   maml/sample/batch:<B>, maml/adam/width:<w>
 //       the two parts of a meta-step that are not MAML: drawing the tasks, the Adam update
+//   family/step/algorithm:<meta-sgd|maml++|anil>/order:<1|2>/steps:<K>/width:<w>/batch:<B>/threads:<T>
+//       the same meta-step with Meta-SGD (learned per-parameter rates), MAML++ (learned
+//       per-step, per-group rates) or ANIL (the last layer adapted); counters x_maml (its time
+//       over MAML's meta-step of the same configuration, in alternating rounds, 1 thread) or
+//       speedup and ceiling (2 threads), x_floor against MAML's floor, and bytes
 // Network 1-w-w-1 ReLU, mean squared error, K = 10 support and 10 query examples, α = 0.01,
 // float. Width 40 is the paper's network with compile-time sizes; width 256 is a run-time
 // network (nn::Mlp<float>({1, 256, 256, 1}, Relu{})).
@@ -17,7 +22,10 @@
 #include "support.hpp"
 
 #include <metalearn/core/random.hpp>
+#include <metalearn/meta/anil.hpp>
 #include <metalearn/meta/maml.hpp>
+#include <metalearn/meta/maml_plus_plus.hpp>
+#include <metalearn/meta/meta_sgd.hpp>
 #include <metalearn/nn/loss.hpp>
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>
@@ -25,6 +33,8 @@
 #include <metalearn/tasks/sine.hpp>
 
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace nn = metalearn::nn;
@@ -44,18 +54,29 @@ using Sampler = metalearn::tasks::SineTasks<S>;
 constexpr Index kExamples = 10;  // support and query examples per task (the sampler's default)
 constexpr double kInnerLr = 0.01;
 
+enum class Kind { maml, meta_sgd, maml_pp, anil };
+const char* kind_name(Kind k) {
+  return k == Kind::meta_sgd ? "meta-sgd" : k == Kind::maml_pp ? "maml++" : k == Kind::anil ? "anil" : "maml";
+}
+
 struct Config {
   int order;    // 1: first order, 2: exact second order
   int steps;    // inner steps K
   int width;    // hidden width w of 1-w-w-1
   int batch;    // tasks per meta-batch
   int threads;  // MamlOptions::threads
+  Kind kind = Kind::maml;
 };
 
 std::string step_name(const Config& c) {
   return "maml/step/order:" + std::to_string(c.order) + "/steps:" + std::to_string(c.steps) +
          "/width:" + std::to_string(c.width) + "/batch:" + std::to_string(c.batch) +
          "/threads:" + std::to_string(c.threads);
+}
+std::string family_name(const Config& c) {
+  return std::string("family/step/algorithm:") + kind_name(c.kind) + "/order:" + std::to_string(c.order) +
+         "/steps:" + std::to_string(c.steps) + "/width:" + std::to_string(c.width) + "/batch:" +
+         std::to_string(c.batch) + "/threads:" + std::to_string(c.threads);
 }
 std::string floor_name(const Config& c) {
   return "maml/floor/order:" + std::to_string(c.order) + "/steps:" + std::to_string(c.steps) +
@@ -73,38 +94,74 @@ std::int64_t step_macs(const Config& c) {
   return c.batch * task;
 }
 
-// One meta-step's worth of state: θ, Adam, the sampler and the meta-batch.
-template <class Obj>
+// The algorithm A of a configuration, α = kInnerLr (the learned rates start there).
+template <class A, class Obj>
+A make(const Obj& obj, const Config& c) {
+  const metalearn::Order order = c.order == 1 ? metalearn::Order::first : metalearn::Order::second;
+  if constexpr (std::is_same_v<A, metalearn::MetaSgd<Obj>>) {
+    metalearn::MetaSgdOptions o;
+    o.initial_lr = kInnerLr;
+    o.inner_steps = c.steps;
+    o.order = order;
+    o.threads = c.threads;
+    return A(obj, o);
+  } else if constexpr (std::is_same_v<A, metalearn::MamlPlusPlus<Obj>>) {
+    metalearn::MamlPlusPlusOptions o;
+    o.initial_lr = kInnerLr;
+    o.inner_steps = c.steps;
+    o.order = order;
+    o.threads = c.threads;
+    return A(obj, o);
+  } else if constexpr (std::is_same_v<A, metalearn::Anil<Obj>>) {
+    metalearn::AnilOptions o;
+    o.inner_lr = kInnerLr;
+    o.inner_steps = c.steps;
+    o.order = order;
+    o.threads = c.threads;
+    return A(obj, o);
+  } else {
+    metalearn::MamlOptions o;
+    o.inner_lr = kInnerLr;
+    o.inner_steps = c.steps;
+    o.order = order;
+    o.threads = c.threads;
+    return A(obj, o);
+  }
+}
+
+// One meta-step's worth of state: the algorithm, its meta-parameters, Adam, the sampler and the
+// meta-batch.
+template <class Obj, class A = metalearn::Maml<Obj>>
 struct MetaStep {
-  metalearn::Maml<Obj> maml;
+  A maml;
   Vector<S> theta, grad;
   metalearn::optim::Adam<S> adam;
   Sampler sampler{2};
   std::vector<Sampler::Task> tasks;
+  Vector<S> initial;
+  long count = 0;
   S sink = 0;
 
   MetaStep(const Obj& obj, const Config& c)
-      : maml(obj, options(c)),
-        theta(obj.parameter_count()),
-        grad(obj.parameter_count()),
-        adam(obj.parameter_count()),  // lr 1e-3, the paper's meta step size
+      : maml(make<A>(obj, c)),
+        theta(maml.parameter_count()),
+        grad(maml.parameter_count()),
+        adam(maml.parameter_count()),  // lr 1e-3, the paper's meta step size
         tasks(static_cast<std::size_t>(c.batch)) {
     Rng rng(1);
-    obj.initialize(theta, rng);
-  }
-  static metalearn::MamlOptions options(const Config& c) {
-    metalearn::MamlOptions o;
-    o.inner_lr = kInnerLr;
-    o.inner_steps = c.steps;
-    o.order = c.order == 1 ? metalearn::Order::first : metalearn::Order::second;
-    o.threads = c.threads;
-    return o;
+    maml.initialize(theta, rng);
+    initial = theta;
   }
   void operator()() {
     // a new meta-batch every step, drawn while the workers start on it, as MetaTrainer does
     sink += maml.meta_loss_and_gradient(theta, tasks, grad,
                                         [this](Index t) { sampler.sample(tasks[static_cast<std::size_t>(t)]); });
     adam.step(theta, grad);
+    // A benchmark runs thousands of meta-steps at one meta-learning rate: learned rates (Meta-SGD
+    // with 5 steps) can grow in that time until the inner loop diverges, which a real run's
+    // schedule and non-finite guard would meet. The benchmark measures the cost of a step, not
+    // training, so the meta-parameters restart from their initial values every 100 steps.
+    if (++count % 100 == 0) theta = initial;
     benchmark::DoNotOptimize(sink);
   }
 };
@@ -171,6 +228,50 @@ void bm_step(benchmark::State& state, const Obj& obj, const Config& c) {
     a();
     b();
     state.counters["ceiling"] = mlb::concurrent_ratio(single, a, b, budget);
+  }
+}
+
+// A family member's meta-step: its time, x_maml (over MAML's meta-step of the same
+// configuration) and x_floor (over MAML's floor) on 1 thread, speedup and ceiling on 2.
+template <class Floor, class A, class Obj>
+void bm_family(benchmark::State& state, const Obj& obj, const Config& c) {
+  MetaStep<Obj, A> step(obj, c);
+  step();  // warm-up: workspaces grow here
+  const double seconds = mlb::run_timed(state, step);
+  state.counters["tasks/s"] = benchmark::Counter(c.batch, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes"] = benchmark::Counter(static_cast<double>(step.maml.bytes()), benchmark::Counter::kDefaults,
+                                               benchmark::Counter::kIs1024);
+  if (state.error_occurred()) return;
+  const double budget = mlb::kPairedShare * seconds;
+  if (c.threads == 1) {
+    MetaStep<Obj> maml(obj, c);
+    maml();
+    state.counters["x_maml"] = mlb::paired_ratio(step, maml, false, budget);
+    Rng rng(11);
+    FloorStep<Floor> floor(c, rng);
+    state.counters["x_floor"] = mlb::paired_ratio(step, floor, false, budget);
+  } else {
+    Config one = c;
+    one.threads = 1;
+    MetaStep<Obj, A> single(obj, one);
+    single();
+    state.counters["speedup"] = 1 / mlb::paired_ratio(step, single, true, budget);
+    Config half_a = one, half_b = one;
+    half_a.batch = (c.batch + 1) / 2;
+    half_b.batch = c.batch / 2;
+    MetaStep<Obj, A> a(obj, half_a), b(obj, half_b);
+    a();
+    b();
+    state.counters["ceiling"] = mlb::concurrent_ratio(single, a, b, budget);
+  }
+}
+
+template <class Floor, class Obj>
+void bm_family_kind(benchmark::State& state, const Obj& obj, const Config& c) {
+  switch (c.kind) {
+    case Kind::meta_sgd: return bm_family<Floor, metalearn::MetaSgd<Obj>>(state, obj, c);
+    case Kind::maml_pp: return bm_family<Floor, metalearn::MamlPlusPlus<Obj>>(state, obj, c);
+    default: return bm_family<Floor, metalearn::Anil<Obj>>(state, obj, c);
   }
 }
 
@@ -255,6 +356,22 @@ void register_benchmarks() {
             }, /*wall_clock=*/threads > 1);
           }
         }
+  // The family beside MAML: the paper's network and width 256; 1 and 5 inner steps; both orders;
+  // batch 25 on 1 and 2 threads, and batch 100 on 2 threads (the ceiling).
+  for (Kind kind : {Kind::meta_sgd, Kind::maml_pp, Kind::anil})
+    for (int width : {40, 256})
+      for (int order : {1, 2})
+        for (int steps : {1, 5})
+          for (const auto& [batch, threads] : {std::pair{25, 1}, std::pair{25, 2}, std::pair{100, 2}}) {
+            const Config c{order, steps, width, batch, threads, kind};
+            add(family_name(c), [=](benchmark::State& st) {
+              if (c.width == 40)
+                bm_family_kind<PaperFloor>(st, nn::Objective(PaperNet(), nn::MeanSquaredError{}), c);
+              else
+                bm_family_kind<WideFloor>(st, nn::Objective(nn::Mlp<S>(widths(c.width), nn::Relu{}),
+                                                            nn::MeanSquaredError{}), c);
+            }, /*wall_clock=*/threads > 1);
+          }
 }
 
 }  // namespace

@@ -47,6 +47,29 @@
 ///   Scalar loss_and_gradient(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch,
 ///                            metalearn::VectorRef<Scalar> grad, Workspace& ws,
 ///                            metalearn::FiniteThetaKey) const;
+///   // optional, all four together: passes with a frozen prefix θ[0, offset) — the layers an
+///   // algorithm does not adapt (ANIL) — so that its inner loop need not recompute or
+///   // differentiate them. `supports_frozen_prefix(offset)` says whether the model can split θ
+///   // there. The keyed gradient pass assigns grad[offset, P) (the rest is left as it is) and,
+///   // when prefix.reuse(), starts from the frozen layers' activations of the workspace's last
+///   // pass on this batch, whose θ[0, offset) was the same. The keyed cached product is that of
+///   // cached_hessian_vector_product for a v that is zero on [0, offset) (those entries are not
+///   // read): all of H v, or with prefix.defer() only hv[offset, P), the frozen part being
+///   // added up in the workspace until deferred_frozen_product assigns their sum's frozen part
+///   // to out[0, offset) (the products' frozen parts are linear in one vector at the boundary,
+///   // so K products cost one backward pass of the frozen layers there).
+///   // Only the library's algorithms can construct a FrozenPrefix (it carries their promises).
+///   bool supports_frozen_prefix(metalearn::Index offset) const;
+///   Scalar loss_and_gradient(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch,
+///                            metalearn::VectorRef<Scalar> grad, Workspace& ws,
+///                            metalearn::FrozenPrefix prefix) const;
+///   void cached_hessian_vector_product(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch,
+///                                      metalearn::ConstVectorRef<Scalar> v,
+///                                      metalearn::VectorRef<Scalar> hv, Workspace& ws,
+///                                      metalearn::CachedPassKey, metalearn::FrozenPrefix prefix) const;
+///   void deferred_frozen_product(metalearn::ConstVectorRef<Scalar> theta, const Batch& batch,
+///                                metalearn::VectorRef<Scalar> out, Workspace& ws,
+///                                metalearn::FrozenPrefix prefix) const;
 ///   // optional: outputs for inputs (used by evaluation helpers and examples)
 ///   void predict(metalearn::ConstVectorRef<Scalar> theta, metalearn::ConstMatrixRef<Scalar> inputs,
 ///                metalearn::MatrixRef<Scalar> outputs, Workspace& ws) const;
@@ -111,12 +134,37 @@ class FiniteThetaKey {
   friend struct detail::KeyIssuer;
 };
 
+/// The frozen prefix θ[0, offset) of a model's frozen-prefix passes (see the contract above),
+/// with the caller's promises: θ is finite, and, when `reuse()`, the workspace's last pass on
+/// this batch had the same θ[0, offset), so the frozen layers' activations may be reused;
+/// `defer()` asks a cached product to leave its frozen part to `deferred_frozen_product`. The
+/// library's algorithms issue it (ANIL's inner loop); other code cannot construct one.
+class FrozenPrefix {
+ public:
+  /// The first entry of θ that is not frozen.
+  constexpr Index offset() const { return offset_; }
+  /// The workspace holds the frozen layers' activations for this batch.
+  constexpr bool reuse() const { return reuse_; }
+  /// A cached product adds its frozen part up in the workspace instead of assigning it.
+  constexpr bool defer() const { return defer_; }
+
+ private:
+  constexpr FrozenPrefix(Index offset, bool reuse, bool defer) : offset_(offset), reuse_(reuse), defer_(defer) {}
+  Index offset_;
+  bool reuse_;
+  bool defer_;
+  friend struct detail::KeyIssuer;
+};
+
 namespace detail {
 /// Issues the keys: for the library's algorithms (and its own tests and benchmarks), not for
 /// programs that use it.
 struct KeyIssuer {
   static constexpr CachedPassKey cached_pass() { return CachedPassKey{}; }
   static constexpr FiniteThetaKey finite_theta() { return FiniteThetaKey{}; }
+  static constexpr FrozenPrefix frozen_prefix(Index offset, bool reuse, bool defer = false) {
+    return FrozenPrefix(offset, reuse, defer);
+  }
 };
 
 template <class M, class = void>
@@ -208,6 +256,21 @@ struct has_finite_theta_loss_and_gradient<
     M, std::enable_if_t<std::is_convertible_v<loss_and_gradient_t<M, FiniteThetaKey>, S_<M>>>> : std::true_type {};
 
 template <class M, class = void>
+struct has_frozen_prefix : std::false_type {};
+template <class M>
+struct has_frozen_prefix<
+    M, std::enable_if_t<
+           std::is_convertible_v<decltype(std::declval<const M&>().supports_frozen_prefix(Index{})), bool> &&
+           std::is_convertible_v<loss_and_gradient_t<M, FrozenPrefix>, S_<M>> &&
+           std::is_void_v<decltype(std::declval<const M&>().cached_hessian_vector_product(
+               std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(),
+               std::declval<ConstVectorRef<S_<M>>>(), std::declval<VectorRef<S_<M>>>(), std::declval<W_<M>&>(),
+               KeyIssuer::cached_pass(), KeyIssuer::frozen_prefix(0, false)))> &&
+           std::is_void_v<decltype(std::declval<const M&>().deferred_frozen_product(
+               std::declval<ConstVectorRef<S_<M>>>(), std::declval<const B_<M>&>(), std::declval<VectorRef<S_<M>>>(),
+               std::declval<W_<M>&>(), KeyIssuer::frozen_prefix(0, false)))>>> : std::true_type {};
+
+template <class M, class = void>
 struct has_predict : std::false_type {};
 template <class M>
 struct has_predict<M, std::void_t<decltype(std::declval<const M&>().predict(
@@ -256,6 +319,7 @@ struct model_traits {
       detail::has_cached_hessian_vector_product<M>::value;                               ///< optional
   static constexpr bool has_finite_theta_loss_and_gradient =
       detail::has_finite_theta_loss_and_gradient<M>::value;                              ///< optional
+  static constexpr bool has_frozen_prefix = detail::has_frozen_prefix<M>::value;        ///< optional
   static constexpr bool has_predict = detail::has_predict<M>::value;                    ///< optional
   static constexpr bool has_parameter_groups = detail::has_parameter_groups<M>::value;  ///< optional
   /// Every required member is present.

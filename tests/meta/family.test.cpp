@@ -284,7 +284,7 @@ TEST_CASE("ANIL: meta-gradients through the frozen body match central difference
   }
 }
 
-TEST_CASE("ANIL adapts only the last layer by default, or the named groups; the frozen ones keep theta",
+TEST_CASE("ANIL adapts only the last layer by default, or the named groups, and the frozen ones keep theta",
           "[family][anil]") {
   const nn::Objective obj(nn::Mlp<double>({2, 5, 4, 3}, nn::Tanh{}), nn::MeanSquaredError{});
   Anil head(obj);
@@ -311,7 +311,76 @@ TEST_CASE("ANIL adapts only the last layer by default, or the named groups; the 
   }
 }
 
-TEST_CASE("the family's first-order meta-gradients equal the naive first-order formula; with one step the "
+namespace {
+// A model that hides its frozen-prefix passes: ANIL then runs the ordinary passes, masked.
+template <class Obj>
+struct WithoutFrozenPasses {
+  using Scalar = typename Obj::Scalar;
+  using Batch = typename Obj::Batch;
+  using Workspace = typename Obj::Workspace;
+  Obj obj;
+  Index parameter_count() const { return obj.parameter_count(); }
+  void initialize(metalearn::VectorRef<Scalar> t, Rng& rng) const { obj.initialize(t, rng); }
+  Scalar loss(metalearn::ConstVectorRef<Scalar> t, const Batch& b, Workspace& ws) const { return obj.loss(t, b, ws); }
+  Scalar loss_and_gradient(metalearn::ConstVectorRef<Scalar> t, const Batch& b, metalearn::VectorRef<Scalar> g,
+                           Workspace& ws) const {
+    return obj.loss_and_gradient(t, b, g, ws);
+  }
+  void hessian_vector_product(metalearn::ConstVectorRef<Scalar> t, const Batch& b, metalearn::ConstVectorRef<Scalar> v,
+                              metalearn::VectorRef<Scalar> hv, Workspace& ws) const {
+    obj.hessian_vector_product(t, b, v, hv, ws);
+  }
+  void predict(metalearn::ConstVectorRef<Scalar> t, metalearn::ConstMatrixRef<Scalar> x, metalearn::MatrixRef<Scalar> y,
+               Workspace& ws) const {
+    obj.predict(t, x, y, ws);
+  }
+  std::vector<ParameterGroup> parameter_groups() const { return obj.parameter_groups(); }
+};
+}  // namespace
+
+TEST_CASE("ANIL's frozen-prefix inner loop equals the ordinary masked one", "[family][anil][frozen]") {
+  Rng rng(41);
+  Clip by_norm;
+  by_norm.norm = 0.5;
+  for (int trial = 0; trial < 8; ++trial) {
+    const bool norm = trial % 2 == 1;
+    const nn::Activation act = trial % 4 < 2 ? nn::Activation(nn::Tanh{}) : nn::Activation(nn::Relu{});
+    const mlt::NetSpec spec = norm ? mlt::random_norm_spec(rng, 1, 1, 4, act, nn::Identity{}, false)
+                                   : mlt::random_spec(rng, 1, 1, 4, act, nn::Identity{});
+    const nn::Objective obj(spec.make<double>(), nn::MeanSquaredError{});
+    const WithoutFrozenPasses<decltype(obj)> plain{obj};
+    const Vector<double> theta = mlt::random_theta(obj, rng, 0.2);
+    const auto tasks = sine_tasks<double>(50 + static_cast<std::uint64_t>(trial), 3, 6);
+    for (Order order : {Order::first, Order::second})
+      for (int steps : {1, 3}) {
+        AnilOptions o;
+        o.order = order;
+        o.inner_steps = steps;
+        o.inner_lr = 0.1;
+        if (trial >= 4) o.adapted = {"layer 3 W", "layer 3 b", "layer 4 W", "layer 4 b"};  // two layers
+        if (trial >= 4 && norm) o.adapted = {"layer 3 W", "layer 3 b", "layer 3 gain", "layer 3 shift", "layer 4 W",
+                                             "layer 4 b"};
+        if (steps == 3) o.step_weights = {0.2, 0.3, 0.5};
+        if (trial % 3 == 0) o.inner_clip = by_norm;
+        Anil fast(obj, o);
+        Anil slow(plain, o);
+        INFO(spec.describe() << ", order " << static_cast<int>(order) << ", " << steps << " steps, " << fast.describe());
+        REQUIRE(fast.frozen_prefix() == obj.network().layer_offset(trial >= 4 ? 2 : 3));
+        REQUIRE(slow.frozen_prefix() == 0);
+        Vector<double> g_fast(theta.size()), g_slow(theta.size());
+        const double l_fast = fast.meta_loss_and_gradient(theta, tasks, g_fast);
+        const double l_slow = slow.meta_loss_and_gradient(theta, tasks, g_slow);
+        CHECK(l_fast == Catch::Approx(l_slow).epsilon(1e-13));
+        CHECK(mlt::max_error(g_fast, g_slow) < 1e-12);
+        Matrix<double> e_fast, e_slow;
+        fast.evaluate(theta, tasks, {0, 1, 4}, e_fast);
+        slow.evaluate(theta, tasks, {0, 1, 4}, e_slow);
+        CHECK(mlt::max_error(e_fast.reshaped(), e_slow.reshaped()) < 1e-12);
+      }
+  }
+}
+
+TEST_CASE("the family's first-order meta-gradients equal the naive first-order formula, and with one step the "
           "rates' part is the exact gradient",
           "[family][gradient][first_order]") {
   Rng rng(7);

@@ -110,3 +110,78 @@ TEMPLATE_TEST_CASE("HVP: vᵀ(Hw) = wᵀ(Hv) and linear in v", "[nn][hvp]", floa
   CHECK(std::abs(a - b) <= tol * std::max({1.0, std::abs(a), std::abs(b)}));
   CHECK(mlt::max_error(hsum, Vector<S>(S(2) * hv - S(3) * hw)) < tol * 10);
 }
+
+TEST_CASE("frozen-prefix passes: the adapted part of the gradient and H v for a direction zero on the frozen "
+          "layers equal the full passes'",
+          "[nn][hvp][frozen]") {
+  using metalearn::detail::KeyIssuer;
+  Rng rng(31);
+  for (int trial = 0; trial < 24; ++trial) {
+    const int depth = 2 + trial % 3;  // 2 to 4 layers
+    const auto acts = mlt::all_activations();
+    const nn::Activation hidden = acts[static_cast<std::size_t>(trial) % acts.size()];
+    const bool norm = trial % 2 == 1;
+    const mlt::NetSpec spec = norm ? mlt::random_norm_spec(rng, 3, 2, depth, hidden, nn::Identity{}, false)
+                                   : mlt::random_spec(rng, 3, 2, depth, hidden, nn::Identity{});
+    const nn::Objective obj(spec.make<double>(), nn::SoftmaxCrossEntropy{});
+    const Index p = obj.parameter_count();
+    const Vector<double> theta = mlt::random_theta(obj, rng, 0.3);
+    const auto batch = mlt::classification_batch<double>(3, 2, 7, rng);
+    const auto& net = obj.network();
+    for (Index first = 1; first < net.layer_count(); ++first) {
+      const Index f = net.layer_offset(first);
+      INFO(spec.describe() << ", frozen below layer " << first);
+      REQUIRE(obj.supports_frozen_prefix(f));
+      typename decltype(obj)::Workspace full_ws, ws;
+      Vector<double> g_full(p), g(p), g2(p);
+      const double l_full = obj.loss_and_gradient(theta, batch, g_full, full_ws);
+      // a full pass at another θ' with the same frozen part, then the reusing pass at θ
+      Vector<double> other = theta;
+      other.tail(p - f) += mlt::random_vector<double>(p - f, rng, 0.5);
+      obj.loss_and_gradient(other, batch, g2, ws, KeyIssuer::frozen_prefix(f, false));
+      const double l = obj.loss_and_gradient(theta, batch, g, ws, KeyIssuer::frozen_prefix(f, true));
+      CHECK(l == l_full);
+      CHECK(g.tail(p - f) == g_full.tail(p - f));  // the same operations: bit for bit
+      // H v for v zero on the frozen part: all entries, the frozen ones included
+      Vector<double> v = mlt::random_vector<double>(p, rng);
+      v.head(f).setZero();
+      Vector<double> hv_full(p), hv(p);
+      obj.hessian_vector_product(theta, batch, v, hv_full, full_ws);
+      obj.cached_hessian_vector_product(theta, batch, v, hv, ws, KeyIssuer::cached_pass(), KeyIssuer::frozen_prefix(f, true));
+      CHECK(mlt::max_error(hv, hv_full) < 1e-12);
+      CHECK(hv.head(f).norm() > 0);  // the mixed terms reach the frozen layers
+      // repeatable: the gradient pass stays usable
+      Vector<double> hv2(p);
+      obj.cached_hessian_vector_product(theta, batch, v, hv2, ws, KeyIssuer::cached_pass(), KeyIssuer::frozen_prefix(f, true));
+      CHECK(hv2 == hv);
+      // deferred: the frozen parts of two products come out summed, in one backward pass
+      Vector<double> w = mlt::random_vector<double>(p, rng);
+      w.head(f).setConstant(std::nan(""));  // not read
+      Vector<double> v_nan = v;
+      v_nan.head(f).setConstant(std::nan(""));
+      Vector<double> hw(p), d1 = Vector<double>::Zero(p), d2 = Vector<double>::Zero(p), out(p);
+      Vector<double> w0 = w;
+      w0.head(f).setZero();
+      obj.cached_hessian_vector_product(theta, batch, w0, hw, ws, KeyIssuer::cached_pass(), KeyIssuer::frozen_prefix(f, true));
+      obj.cached_hessian_vector_product(theta, batch, v_nan, d1, ws, KeyIssuer::cached_pass(),
+                                        KeyIssuer::frozen_prefix(f, true, true));
+      obj.cached_hessian_vector_product(theta, batch, w, d2, ws, KeyIssuer::cached_pass(),
+                                        KeyIssuer::frozen_prefix(f, true, true));
+      CHECK(d1.head(f).isZero());  // left as it was
+      CHECK(mlt::max_error(d1.tail(p - f), hv.tail(p - f)) < 1e-12);
+      CHECK(mlt::max_error(d2.tail(p - f), hw.tail(p - f)) < 1e-12);
+      obj.deferred_frozen_product(theta, batch, out, ws, KeyIssuer::frozen_prefix(f, true));
+      const Vector<double> sum = hv.head(f) + hw.head(f);
+      CHECK(mlt::max_error(out.head(f), sum) < 1e-12);
+      CHECK_THROWS_WITH(obj.deferred_frozen_product(theta, batch, out, ws, KeyIssuer::frozen_prefix(f, true)),
+                        mlt::contains("no deferred products since the last call"));
+    }
+    // offsets inside a layer, or of the first layer, are refused
+    typename decltype(obj)::Workspace ws;
+    Vector<double> g(p);
+    CHECK_FALSE(obj.supports_frozen_prefix(0));
+    CHECK_FALSE(obj.supports_frozen_prefix(1));
+    CHECK_THROWS_WITH(obj.loss_and_gradient(theta, batch, g, ws, KeyIssuer::frozen_prefix(1, false)),
+                      mlt::contains("the frozen prefix must end where a layer other than the first begins, got offset 1"));
+  }
+}

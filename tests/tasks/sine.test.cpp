@@ -62,7 +62,7 @@ TEST_CASE("SineTasks: the RNG state restores the stream", "[tasks]") {
   CHECK(t1.support.inputs == t2.support.inputs);
 }
 
-TEST_CASE("SineTasks: a frequency range draws omega (Meta-SGD's protocol); a single value draws nothing", "[tasks]") {
+TEST_CASE("SineTasks: a frequency range draws omega (Meta-SGD's protocol), a single value draws nothing", "[tasks]") {
   SineTasks<double>::Options o;
   o.frequency_min = 0.8;
   o.frequency_max = 1.2;

@@ -7,7 +7,11 @@
 /// The frozen groups keep θ's values in every inner step; their meta-gradient comes from the
 /// query loss and, in second order, from the mixed terms ∂²L_s/∂θ_frozen∂θ_adapted, which the
 /// same Hessian-vector products give (docs/derivations.md, "Learned and restricted inner loops").
-/// Norm clipping of the inner gradient measures the adapted entries only.
+/// Norm clipping of the inner gradient measures the adapted entries only. When the adapted
+/// groups are the end of θ and the model can split there (nn::Objective: the last layers), the
+/// frozen layers' activations are computed once per task and the inner loop runs the adapted
+/// layers only; the reverse sweep's products need no more of the frozen part than a backward
+/// pass (see the bench rows anil/step and README's cost model).
 
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/random.hpp>
@@ -61,6 +65,10 @@ class Anil : public detail::GradientInnerLoop<Anil<M>, M> {
     Index covered = 0;
     for (const ParameterGroup& g : adapted_) covered += g.size;
     masked_ = covered != this->model_parameters();
+    // adapted groups that tile the end of θ: the frozen layers below them are computed once
+    const Index f = adapted_.front().offset;
+    if constexpr (model_traits<M>::has_frozen_prefix)
+      if (masked_ && covered == this->model_parameters() - f && this->model().supports_frozen_prefix(f)) frozen_ = f;
   }
 
   /// The options.
@@ -88,6 +96,10 @@ class Anil : public detail::GradientInnerLoop<Anil<M>, M> {
   const detail::InnerLoopSettings& settings() const { return settings_; }
   /// ANIL learns nothing besides θ.
   Index extra_count() const { return 0; }
+  /// Where the adapted part begins when it is the end of θ and the model can run its passes
+  /// above a frozen prefix there (nn::Objective at a layer boundary): the frozen layers are then
+  /// computed once per task (meta/inner_loop.hpp); 0 otherwise (the ordinary passes, masked).
+  Index frozen_prefix() const { return frozen_; }
   /// Every step: α on the adapted groups, the rest frozen.
   detail::StepRates<Scalar> rates(const Scalar*, int) const {
     detail::StepRates<Scalar> r;
@@ -144,6 +156,7 @@ class Anil : public detail::GradientInnerLoop<Anil<M>, M> {
   std::vector<ParameterGroup> adapted_;
   std::vector<Scalar> alphas_;  // α once per adapted group (the inner loop's per-group form)
   bool masked_ = false;
+  Index frozen_ = 0;
 };
 
 }  // namespace metalearn

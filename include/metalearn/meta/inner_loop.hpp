@@ -51,6 +51,11 @@ struct has_bytes : std::false_type {};
 template <class W>
 struct has_bytes<W, std::void_t<decltype(std::declval<const W&>().bytes())>> : std::true_type {};
 
+template <class D, class = void>
+struct has_frozen_prefix_member : std::false_type {};
+template <class D>
+struct has_frozen_prefix_member<D, std::void_t<decltype(std::declval<const D&>().frozen_prefix())>> : std::true_type {};
+
 /// The rates of one inner step, θ_{k+1} = θ_k − A_k ⊙ c(M g_k).
 template <class S>
 struct StepRates {
@@ -118,7 +123,12 @@ inline std::string describe_inner_loop(Order order, int steps, const Clip& clip,
 ///   - `Index extra_count() const`, the meta-parameters after θ (learned rates; 0 for MAML);
 ///   - `StepRates<Scalar> rates(const Scalar* meta, int k) const` for every k ≥ 0 (also beyond
 ///     K, for adaptation with more steps), pointing into `meta` for learned rates;
-///   - `std::string describe() const` and `void initialize(VectorRef<Scalar>, Rng&) const`.
+///   - `std::string describe() const` and `void initialize(VectorRef<Scalar>, Rng&) const`;
+///   - optionally `Index frozen_prefix() const`: an offset f > 0 when the rates adapt exactly
+///     θ[f, P) and the model has frozen-prefix passes there (model.hpp; ANIL on nn::Objective),
+///     0 otherwise. The inner loop then computes the frozen layers once per task: the support
+///     passes after the first start at the adapted layers, and the reverse sweep's products
+///     with a direction that is zero on the frozen part do only what that direction needs.
 /// Everything else of the algorithm contract is here.
 template <class Derived, class M>
 class GradientInnerLoop {
@@ -141,11 +151,15 @@ class GradientInnerLoop {
   /// it grows on first use and is then reused without allocating.
   struct alignas(128) Workspace {  // own cache lines: workers write their workspaces concurrently
     typename Model::Workspace ws{};
+    typename Model::Workspace frozen_ws{};           // support passes with a frozen prefix (ANIL)
     std::vector<typename Model::Workspace> step_ws;  // support passes at θ₀…θ_{K−1} (cached HVPs)
     Matrix<Scalar> thetas;   // θ₁…θ_K (second order), or two alternating columns
     Matrix<Scalar> raw;      // raw inner gradients (second order with clipping)
     Matrix<Scalar> query;    // query gradients at θ₁…θ_{K−1}, times their weights
-    Matrix<Scalar> applied;  // c_k = c(M g_k), the gradients the steps applied (learned rates)
+    Matrix<Scalar> applied;  // c_k = c(M g_k), the gradients the steps applied (learned rates), k < K − 1
+    Matrix<Scalar> heads;    // frozen prefix: the adapted part of θ₁…θ_K
+    Matrix<Scalar> head_raw; // frozen prefix: the adapted part of the raw inner gradients (clipping)
+    Vector<Scalar> cur;      // frozen prefix: θ_k as the model reads it (θ's frozen part, a head)
     Vector<Scalar> g, w, hv, qg, clip_scratch;
     FiniteDifferenceScratch<Scalar> fd;
 
@@ -156,19 +170,30 @@ class GradientInnerLoop {
       if (thetas.rows() != p || thetas.cols() < cols) thetas.resize(p, cols);
       if (second && clip && (raw.rows() != p || raw.cols() < steps)) raw.resize(p, steps);
       if ((second || learned) && weights && (query.rows() != p || query.cols() < steps)) query.resize(p, steps);
-      if (learned && (applied.rows() != p || applied.cols() < steps)) applied.resize(p, steps);
+      const Index stored = std::max(steps - 1, 0);  // c_0…c_{K−2} (c_{K−1} is still in g)
+      if (learned && (applied.rows() != p || applied.cols() < stored)) applied.resize(p, stored);
       for (Vector<Scalar>* v : {&g, &w, &hv, &qg, &clip_scratch})
+        if (v->size() != p) v->resize(p);
+    }
+
+    /// Sizes the buffers of the frozen-prefix inner loop: h adapted entries of p.
+    void prepare_frozen(Index p, Index h, int steps, bool second, bool clip, bool weights) {
+      if (heads.rows() != h || heads.cols() < std::max(steps, 1)) heads.resize(h, std::max(steps, 1));
+      if (second && clip && (head_raw.rows() != h || head_raw.cols() < steps)) head_raw.resize(h, steps);
+      if (second && weights && (query.rows() != p || query.cols() < steps)) query.resize(p, steps);
+      for (Vector<Scalar>* v : {&cur, &g, &w, &hv, &qg, &clip_scratch})
         if (v->size() != p) v->resize(p);
     }
 
     /// Bytes held by the buffers and, when the model's workspace reports them, its buffers.
     std::size_t bytes() const {
       std::size_t total = sizeof(Scalar) * static_cast<std::size_t>(thetas.size() + raw.size() + query.size() +
-                                                                    applied.size() + g.size() + w.size() + hv.size() +
+                                                                    applied.size() + heads.size() + head_raw.size() +
+                                                                    cur.size() + g.size() + w.size() + hv.size() +
                                                                     qg.size() + clip_scratch.size() +
                                                                     fd.shifted.size() + fd.gradient.size());
       if constexpr (has_bytes<typename Model::Workspace>::value) {
-        total += ws.bytes();
+        total += ws.bytes() + frozen_ws.bytes();
         for (const auto& s : step_ws) total += s.bytes();
       }
       return total;
@@ -307,6 +332,10 @@ class GradientInnerLoop {
   /// once per meta-step, and the model does not again.
   Scalar task_meta_gradient(ConstVectorRef<Scalar> meta, const Task& task, Workspace& wk,
                             VectorRef<Scalar> grad) const {
+    if constexpr (model_traits<Model>::has_frozen_prefix) {
+      if (frozen() > 0 && settings().order != Order::second_finite_difference)
+        return frozen_task_meta_gradient(meta, task, wk, grad);
+    }
     const InnerLoopSettings& s = settings();
     const Index p = model_.parameter_count();
     const bool learned = derived().extra_count() > 0;
@@ -317,7 +346,7 @@ class GradientInnerLoop {
     const bool weighted = !s.step_weights.empty();
     const ConstVectorRef<Scalar> theta = meta.head(p);
     VectorRef<Scalar> u = grad.head(p);
-    if (learned) grad.tail(grad.size() - p).setZero();
+    if (learned && steps == 0) grad.tail(grad.size() - p).setZero();  // (otherwise the sweep assigns them)
     auto theta_k = [&](int k) -> ConstVectorRef<Scalar> {
       if (k == 0) return theta;
       return wk.thetas.col(second ? Index(k - 1) : Index(k & 1));
@@ -343,7 +372,7 @@ class GradientInnerLoop {
         if (second) wk.raw.col(k) = wk.g;
         s.inner_clip.apply(wk.g);
       }
-      if (learned) wk.applied.col(k) = wk.g;  // c_k
+      if (learned && k + 1 < steps) wk.applied.col(k) = wk.g;  // c_k (c_{K−1} stays in wk.g)
       step(r, theta_k(k), wk.g, slot(k + 1));  // θ_{k+1} = θ_k − A_k ⊙ c_k
       check_iterate(theta_k(k + 1), k + 1);
       const Scalar wq = weight(k + 1);
@@ -368,7 +397,9 @@ class GradientInnerLoop {
     if (!second && !learned) return loss;
     for (int k = steps - 1; k >= 0; --k) {  // u = ∂ℒ/∂θ_{k+1}
       const StepRates<Scalar> r = derived().rates(meta.data(), k);
-      if (r.gradient >= 0) rate_gradient(r, wk.applied.col(k), u, grad);  // ∂ℒ/∂A_k = −c_k ⊙ u
+      if (r.gradient >= 0)  // ∂ℒ/∂A_k = −c_k ⊙ u
+        rate_gradient(r, k + 1 < steps ? ConstVectorRef<Scalar>(wk.applied.col(k)) : ConstVectorRef<Scalar>(wk.g), u,
+                      grad, k + 1 == steps);
       if (second) {
         const bool uniform = r.kind == StepRates<Scalar>::Kind::uniform;
         if (uniform) {
@@ -419,18 +450,130 @@ class GradientInnerLoop {
 
   bool use_cached() const { return kCached && settings().order == Order::second; }
 
+  // The frozen prefix f of the derived algorithm's rates (0: none, or the model cannot split).
+  Index frozen() const {
+    if constexpr (model_traits<Model>::has_frozen_prefix && has_frozen_prefix_member<Derived>::value)
+      return derived().frozen_prefix();
+    else
+      return 0;
+  }
+
+  // task_meta_gradient when the rates adapt θ[f, P) only and the model has frozen-prefix passes.
+  // θ_k = [θ[0, f); head_k]: the inner loop writes only heads (h = P − f entries); the model
+  // reads θ_k through wk.cur, whose frozen part is copied from θ once per task. The support
+  // passes run on wk.frozen_ws, whose frozen layers keep θ's activations for the whole task
+  // (the first pass computes them, every later one starts above them), the query passes on
+  // wk.ws. The reverse sweep re-runs the (cheap) adapted part of the support pass at θ_k before
+  // the product at θ_k, updates u's adapted part, and leaves the products' frozen parts, which
+  // are linear in the R-gradient at the boundary, to one deferred backward pass at the end.
+  Scalar frozen_task_meta_gradient(ConstVectorRef<Scalar> meta, const Task& task, Workspace& wk,
+                                   VectorRef<Scalar> u) const {
+    const InnerLoopSettings& s = settings();
+    const Index p = model_.parameter_count(), f = frozen(), h = p - f;
+    const int steps = s.inner_steps;
+    const bool second = s.order == Order::second;
+    const bool clip = s.inner_clip.enabled();
+    const bool weighted = !s.step_weights.empty();
+    wk.prepare_frozen(p, h, steps, second, clip, weighted);
+    const ConstVectorRef<Scalar> theta = meta.head(p);
+    wk.cur.head(f) = theta.head(f);
+    auto head = [&](int k) -> ConstVectorRef<Scalar> {  // θ_k[f, P)
+      if (k == 0) return theta.tail(h);
+      return wk.heads.col(k - 1);
+    };
+    auto at = [&](int k) -> ConstVectorRef<Scalar> {  // θ_k in full (through wk.cur for k ≥ 1)
+      if (k == 0) return theta;
+      wk.cur.tail(h) = wk.heads.col(k - 1);
+      return wk.cur;
+    };
+    auto support_pass = [&](ConstVectorRef<Scalar> th, bool reuse, VectorRef<Scalar> out) {  // ∇L_s on θ[f, P)
+      return model_.loss_and_gradient(th, task.support, out, wk.frozen_ws, KeyIssuer::frozen_prefix(f, reuse));
+    };
+    auto query_pass = [&](ConstVectorRef<Scalar> th, VectorRef<Scalar> out) {
+      return loss_and_gradient_at_finite(model_, th, task.query, out, wk.ws);
+    };
+    Scalar loss = 0;
+    const bool forward_sum = weighted && !second;
+    if (forward_sum) u.setZero();
+    for (int k = 0; k < steps; ++k) {
+      const StepRates<Scalar> r = derived().rates(meta.data(), k);
+      support_pass(at(k), k > 0, wk.g);  // g = ∇L_s(θ_k) on the adapted entries
+      auto c = wk.g.tail(h);
+      if (clip) {
+        if (second) wk.head_raw.col(k) = c;
+        s.inner_clip.apply(c);
+      }
+      for (std::size_t j = 0; j < r.groups->size(); ++j) {  // head_{k+1} = head_k − α_j c on each group
+        const ParameterGroup& x = (*r.groups)[j];
+        wk.heads.col(k).segment(x.offset - f, x.size) =
+            head(k).segment(x.offset - f, x.size) - r.values[j] * c.segment(x.offset - f, x.size);
+      }
+      check_iterate(wk.heads.col(k), k + 1, f);
+      const Scalar wq = weight(k + 1);
+      if (k + 1 < steps && wq != Scalar(0)) {  // multi-step loss: w_{k+1} L_q(θ_{k+1})
+        if (second) {
+          loss += wq * query_pass(at(k + 1), wk.query.col(k + 1));
+          wk.query.col(k + 1) *= wq;
+        } else {
+          loss += wq * query_pass(at(k + 1), wk.qg);
+          u += wq * wk.qg;
+        }
+      }
+    }
+    const Scalar w_final = final_weight();
+    if (forward_sum) {
+      loss += w_final * query_pass(at(steps), wk.qg);
+      u += w_final * wk.qg;
+    } else {
+      loss += w_final * query_pass(at(steps), u);  // u = ∇L_q(θ_K)
+      if (w_final != Scalar(1)) u *= w_final;
+    }
+    if (!second) return loss;
+    for (int k = steps - 1; k >= 0; --k) {  // u = ∂ℒ/∂θ_{k+1}
+      const StepRates<Scalar> r = derived().rates(meta.data(), k);
+      auto w = wk.w.tail(h);  // the direction's adapted part; its frozen part is not read
+      for (std::size_t j = 0; j < r.groups->size(); ++j) {  // A_k ⊙ u
+        const ParameterGroup& x = (*r.groups)[j];
+        w.segment(x.offset - f, x.size) = r.values[j] * u.segment(x.offset, x.size);
+      }
+      if (clip) s.inner_clip.jacobian_transpose_product(wk.head_raw.col(k), w, wk.clip_scratch.head(h));
+      const ConstVectorRef<Scalar> th = at(k);
+      if (k < steps - 1) support_pass(th, true, wk.hv);  // the adapted layers' state at θ_k again
+      model_.cached_hessian_vector_product(th, task.support, wk.w, wk.hv, wk.frozen_ws, KeyIssuer::cached_pass(),
+                                           KeyIssuer::frozen_prefix(f, true, true));
+      u.tail(h) -= wk.hv.tail(h);  // u ← u − H_s(θ_k) M J_cᵀ (A_k ⊙ u), adapted part
+      if (k >= 1 && weighted && weight(k) != Scalar(0)) u += wk.query.col(k);
+    }
+    model_.deferred_frozen_product(theta, task.support, wk.hv, wk.frozen_ws, KeyIssuer::frozen_prefix(f, true));
+    u.head(f) -= wk.hv.head(f);  // the frozen part of Σ_k H_s(θ_k) v_k, in one backward pass
+    return loss;
+  }
+
   // `steps` inner steps θ_{k+1} = θ_k − A_k ⊙ c(M ∇L_s(θ_k)) from θ₀ = θ (the head of `meta`),
   // alternating between two columns of wk.thetas; calls after_step(k + 1, θ_{k+1}) and returns
   // the column of θ_steps.
+  // With a frozen prefix the support passes run on wk.frozen_ws above the frozen layers (after_step
+  // may use wk.ws).
   template <class AfterStep>
   Index inner_loop(Workspace& wk, ConstVectorRef<Scalar> meta, const Batch& support, int steps,
                    AfterStep&& after_step) const {
     const Clip& clip = settings().inner_clip;
+    const Index f = frozen();
     wk.prepare(model_.parameter_count(), 0, false, false, false, false, false);
     wk.thetas.col(0) = meta.head(model_.parameter_count());
+    // the frozen passes take θ as checked: a non-finite θ goes to the model's own pass, which
+    // refuses it as it would without a frozen prefix
+    if (f > 0 && steps > 0 && !all_finite(wk.thetas.col(0))) model_.loss_and_gradient(wk.thetas.col(0), support, wk.g, wk.ws);
     for (int k = 0; k < steps; ++k) {
       const StepRates<Scalar> r = derived().rates(meta.data(), k);
-      model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.ws);
+      if constexpr (model_traits<Model>::has_frozen_prefix) {
+        if (f > 0)
+          model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.frozen_ws, KeyIssuer::frozen_prefix(f, k > 0));
+        else
+          model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.ws);
+      } else {
+        model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.ws);
+      }
       mask(r, wk.g);
       if (clip.enabled()) clip.apply(wk.g);
       step(r, wk.thetas.col(k & 1), wk.g, wk.thetas.col((k + 1) & 1));  // θ_{k+1} = θ_k − A_k ⊙ c(M ∇L_s(θ_k))
@@ -481,27 +624,32 @@ class GradientInnerLoop {
     }
   }
 
-  // ∂ℒ/∂A_k = −c_k ⊙ u, gathered into the rates' entries of the meta-gradient.
+  // ∂ℒ/∂A_k = −c_k ⊙ u, gathered into the rates' entries of the meta-gradient: assigned at the
+  // sweep's first step (k = K − 1), then added (rates shared by several steps: Meta-SGD's). Each
+  // step's own rates (MAML++'s) are assigned once.
   static void rate_gradient(const StepRates<Scalar>& r, ConstVectorRef<Scalar> c, ConstVectorRef<Scalar> u,
-                            VectorRef<Scalar> grad) {
+                            VectorRef<Scalar> grad, bool first) {
     if (r.kind == StepRates<Scalar>::Kind::per_parameter) {
-      grad.segment(r.gradient, u.size()) -= c.cwiseProduct(u);
+      auto d = grad.segment(r.gradient, u.size());
+      if (first) d = -c.cwiseProduct(u);
+      else d -= c.cwiseProduct(u);
       return;
     }
     for (std::size_t j = 0; j < r.groups->size(); ++j) {
       const ParameterGroup& x = (*r.groups)[j];
-      grad[r.gradient + static_cast<Index>(j)] -= c.segment(x.offset, x.size).dot(u.segment(x.offset, x.size));
+      grad[r.gradient + static_cast<Index>(j)] = -c.segment(x.offset, x.size).dot(u.segment(x.offset, x.size));
     }
   }
 
   // Throws numerical_error unless the inner iterate θ_k is finite: the inner loop diverged (a
   // numerical failure, not bad input, so that MetaTrainer's policy skip skips the meta-step).
-  static void check_iterate(ConstVectorRef<Scalar> theta, int k) {
+  // (`theta` may be the part of θ_k from entry `base` on.)
+  static void check_iterate(ConstVectorRef<Scalar> theta, int k, Index base = 0) {
     if (all_finite(theta)) return;
     Index i = 0;
     while (is_finite(theta[i])) ++i;
-    throw numerical_error(concat("metalearn: inner loop: inner step ", k, " made theta_", k, " non-finite (entry ", i,
-                                 " is ", theta[i], "); lower inner_lr or clip the inner gradient"));
+    throw numerical_error(concat("metalearn: inner loop: inner step ", k, " made theta_", k, " non-finite (entry ",
+                                 base + i, " is ", theta[i], "); lower inner_lr or clip the inner gradient"));
   }
 
   Scalar weight(int k) const {  // w_k, k = 1…K

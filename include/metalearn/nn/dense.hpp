@@ -212,6 +212,7 @@ struct DenseOps {
     metalearn::detail::gemm(grad_w, delta, input(x, n).transpose(), false, scratch);                // ∇W = δ Xᵀ
     Eigen::Map<BVec>(grad + grad_w.size(), layer.output_size()) = delta.rowwise().sum();  // ∇b = δ 1
     if (g_prev) times_transposed_weights(layer, w, buf, in_cols(*g_prev, n, n), delta, scratch);  // G_prev = Wᵀ δ
+    else buf.wt_valid = false;  // no Wᵀ of this W: a later cached R-pass must not use an older one
   }
 
   /// Forward and R-forward together: [Z | RZ], [A | RA]. `x` has 2n columns [A | RA] unless

@@ -72,7 +72,7 @@ class MlpWorkspace {
     std::size_t total = 0;
     for (const auto& l : layers_)
       total += sizeof(Scalar) * static_cast<std::size_t>(4 * l.z.size() + l.wt.size() + l.xhat.size() + l.sigma.size());
-    return total + gemm_.bytes() + sizeof(Scalar) * static_cast<std::size_t>(staging_.size());
+    return total + gemm_.bytes() + sizeof(Scalar) * static_cast<std::size_t>(staging_.size() + deferred_.size());
   }
 
  private:
@@ -87,6 +87,8 @@ class MlpWorkspace {
   detail::LayerBuffers<Scalar>& last() { return layers_.back(); }
 
   std::vector<detail::LayerBuffers<Scalar>> layers_;
+  Matrix<Scalar> deferred_;     // the deferred R-gradients' sum at a frozen boundary (frozen-prefix passes)
+  bool deferred_set_ = false;   // deferred_ holds a sum since the last deferred backward pass
   metalearn::detail::GemmScratch<Scalar> gemm_;
   Vector<Scalar> staging_;  // contiguous copy of strided inputs
   // the finished gradient pass the buffers hold (for the cached R-passes), if any
@@ -141,22 +143,27 @@ struct MlpEngine {
 
   static InputView<S> view(const Matrix<S>& m) { return {m.data(), m.rows(), m.cols()}; }
 
-  static void forward(const Net& net, const S* theta, const InputView<S>& x, MlpWorkspace<S>& ws, Index n) {
-    for (Index l = 0; l < net.layer_count(); ++l)
+  // Layers [first, L): the layers below `first` keep the activations of an earlier pass.
+  static void forward(const Net& net, const S* theta, const InputView<S>& x, MlpWorkspace<S>& ws, Index n,
+                      Index first = 0) {
+    for (Index l = first; l < net.layer_count(); ++l)
       net.dispatch(l, [&](const auto& layer) {
         using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
         Ops::forward(layer, theta + net.layer_offset(l), l == 0 ? x : view(ws.layers_[l - 1].a), ws.layers_[l], n, ws.gemm_);
       });
   }
 
+  // Layers [first, end) from the top down, given ∂L/∂A of layer end − 1 in its G block (∂L/∂A of
+  // layer first − 1 is not computed).
   static void backward(const Net& net, const S* theta, const InputView<S>& x, MlpWorkspace<S>& ws, Index n,
-                       S* grad) {
-    for (Index l = net.layer_count() - 1; l >= 0; --l)
+                       S* grad, Index first = 0, Index end = -1) {
+    if (end < 0) end = net.layer_count();
+    for (Index l = end - 1; l >= first; --l)
       net.dispatch(l, [&](const auto& layer) {
         using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
         const Index off = net.layer_offset(l);
         Ops::backward(layer, theta + off, l == 0 ? x : view(ws.layers_[l - 1].a), ws.layers_[l], n, grad + off,
-                      l == 0 ? nullptr : &ws.layers_[l - 1].g, ws.gemm_);
+                      l == first ? nullptr : &ws.layers_[l - 1].g, ws.gemm_);
       });
   }
 
@@ -170,26 +177,55 @@ struct MlpEngine {
       });
   }
 
+  // From layer `first` on, where the direction's R-activations start (RA_{first−1} = 0: v is
+  // zero on the layers below).
   static void forward_r_cached(const Net& net, const S* theta, const S* v, const InputView<S>& x,
-                               MlpWorkspace<S>& ws, Index n) {
-    for (Index l = 0; l < net.layer_count(); ++l)
+                               MlpWorkspace<S>& ws, Index n, Index first = 0) {
+    for (Index l = first; l < net.layer_count(); ++l)
       net.dispatch(l, [&](const auto& layer) {
         using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
         const Index off = net.layer_offset(l);
-        Ops::forward_r_cached(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == 0,
+        Ops::forward_r_cached(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == first,
                               ws.layers_[l], n, ws.gemm_);
       });
   }
 
+  // With v zero on the layers below `first` (R-activations from `first` on): layers [first, L)
+  // by the R-pass, then, since RZ = 0 and V = 0 there, the layers below see only RG, and their
+  // part of H v is a plain backward pass of RG (docs/derivations.md): RG of layer first − 1 is
+  // moved into its G block and `backward` runs on [0, first).
+  // With `defer`, RG of layer first − 1 is added to ws.deferred_ instead (the layers below are
+  // linear in it, so `deferred_backward` runs them once for a sum of such products).
   static void backward_r_cached(const Net& net, const S* theta, const S* v, const InputView<S>& x,
-                                MlpWorkspace<S>& ws, Index n, S* hv) {
-    for (Index l = net.layer_count() - 1; l >= 0; --l)
+                                MlpWorkspace<S>& ws, Index n, S* hv, Index first = 0, bool defer = false) {
+    for (Index l = net.layer_count() - 1; l >= first; --l)
       net.dispatch(l, [&](const auto& layer) {
         using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
         const Index off = net.layer_offset(l);
-        Ops::backward_r_cached(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == 0,
+        Ops::backward_r_cached(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == first,
                                ws.layers_[l], n, hv + off, l == 0 ? nullptr : &ws.layers_[l - 1].g, ws.gemm_);
       });
+    if (first == 0) return;
+    auto& g = ws.layers_[first - 1].g;
+    if (defer) {
+      if (ws.deferred_.rows() != g.rows() || ws.deferred_.cols() < n) ws.deferred_.resize(g.rows(), n);
+      auto sum = MlpWorkspace<S>::block(ws.deferred_, 0, n);
+      if (ws.deferred_set_) sum += MlpWorkspace<S>::block(g, 0, n);  // Σ RG
+      else sum = MlpWorkspace<S>::block(g, 0, n);
+      ws.deferred_set_ = true;
+      return;
+    }
+    MlpWorkspace<S>::block(g, n, n) = MlpWorkspace<S>::block(g, 0, n);  // G ← RG below the direction
+    backward(net, theta, x, ws, n, hv, 0, first);
+  }
+
+  // The layers below `first` for the deferred sum: a backward pass of Σ RG into out[0, offset).
+  static void deferred_backward(const Net& net, const S* theta, const InputView<S>& x, MlpWorkspace<S>& ws, Index n,
+                                S* out, Index first) {
+    auto& g = ws.layers_[first - 1].g;
+    MlpWorkspace<S>::block(g, n, n) = MlpWorkspace<S>::block(ws.deferred_, 0, n);  // G ← Σ RG
+    ws.deferred_set_ = false;
+    backward(net, theta, x, ws, n, out, 0, first);
   }
 
   static void backward_r(const Net& net, const S* theta, const S* v, const InputView<S>& x, MlpWorkspace<S>& ws,
@@ -310,6 +346,79 @@ class MlpBase {
     Engine::backward_r_cached(self(), theta.data(), v.data(), input(x, ws), ws, x.cols(), hv.data());
   }
 
+  /// Frozen-prefix passes (internal: nn::Objective's, for algorithms that adapt only the layers
+  /// from `first` on, model.hpp `FrozenPrefix`). The forward pass of layers [first, L): the
+  /// layers below keep the activations of the workspace's last pass on x, which must have had
+  /// the same weights there (the caller's promise; the workspace is checked to hold a pass of
+  /// this batch size). `first` 0 is the ordinary forward pass.
+  Eigen::Map<Matrix<S>> forward_from(ConstVectorRef<S> theta, ConstMatrixRef<S> x, Workspace& ws, Index first) const {
+    check("nn::Mlp::forward_from", theta, x);
+    check_layer("nn::Mlp::forward_from", first);
+    if (first == 0) {
+      Engine::prepare(self(), ws, x.cols());
+      ws.deferred_set_ = false;  // a new pass: no products of the last one are pending
+    } else {
+      check_prepared("nn::Mlp::forward_from", ws, x.cols());
+    }
+    ws.pass_theta_ = nullptr;
+    Engine::forward(self(), theta.data(), input(x, ws), ws, x.cols(), first);
+    return ws.outputs(x.cols());
+  }
+  /// The backward pass of layers [first, L) after a forward pass: assigns the entries of grad
+  /// from layer `first`'s offset on (the others are left as they are).
+  void backward_to(ConstVectorRef<S> theta, ConstMatrixRef<S> x, Workspace& ws, VectorRef<S> grad, Index first) const {
+    check("nn::Mlp::backward_to", theta, x);
+    check_layer("nn::Mlp::backward_to", first);
+    metalearn::detail::check_size("nn::Mlp::backward_to", "grad", grad.size(), parameter_count());
+    check_prepared("nn::Mlp::backward_to", ws, x.cols());
+    Engine::backward(self(), theta.data(), input(x, ws), ws, x.cols(), grad.data(), first);
+    ws.pass_theta_ = theta.data();
+    ws.pass_inputs_ = x.data();
+    ws.pass_n_ = x.cols();
+  }
+  /// `forward_r_cached` and `backward_r_cached` for a direction v that is zero on the layers
+  /// below `first`, after a gradient pass (`backward_to`) with the same `first` or a lower one:
+  /// H v in full (the layers below see only RG: a plain backward pass of it).
+  void forward_r_cached(ConstVectorRef<S> theta, ConstVectorRef<S> v, ConstMatrixRef<S> x, Workspace& ws,
+                        Index first) const {
+    check("nn::Mlp::forward_r_cached", theta, x);
+    check_layer("nn::Mlp::forward_r_cached", first);
+    metalearn::detail::check_size("nn::Mlp::forward_r_cached", "v", v.size(), parameter_count());
+    check_gradient_pass("nn::Mlp::forward_r_cached", theta, x, ws);
+    Engine::forward_r_cached(self(), theta.data(), v.data(), input(x, ws), ws, x.cols(), first);
+  }
+  /// The R-backward pass after `forward_r_cached(θ, v, x, ws, first)`: assigns all of H v, or
+  /// with `defer` the entries from layer `first` on, adding the layers below's share (their
+  /// RG at the boundary) to a sum in ws for `deferred_backward`.
+  void backward_r_cached(ConstVectorRef<S> theta, ConstVectorRef<S> v, ConstMatrixRef<S> x, Workspace& ws,
+                         VectorRef<S> hv, Index first, bool defer = false) const {
+    check("nn::Mlp::backward_r_cached", theta, x);
+    check_layer("nn::Mlp::backward_r_cached", first);
+    metalearn::detail::check_size("nn::Mlp::backward_r_cached", "v", v.size(), parameter_count());
+    metalearn::detail::check_size("nn::Mlp::backward_r_cached", "hv", hv.size(), parameter_count());
+    check_gradient_pass("nn::Mlp::backward_r_cached", theta, x, ws);
+    Engine::backward_r_cached(self(), theta.data(), v.data(), input(x, ws), ws, x.cols(), hv.data(), first, defer);
+  }
+  /// The layers below `first` for the products deferred since the last call (`defer`): assigns
+  /// their share of the products' sum to out's entries before layer `first`'s offset. The
+  /// workspace must hold those layers' activations for x, at θ's weights there.
+  void deferred_backward(ConstVectorRef<S> theta, ConstMatrixRef<S> x, Workspace& ws, VectorRef<S> out,
+                         Index first) const {
+    check("nn::Mlp::deferred_backward", theta, x);
+    check_layer("nn::Mlp::deferred_backward", first);
+    metalearn::detail::check_size("nn::Mlp::deferred_backward", "out", out.size(), parameter_count());
+    check_prepared("nn::Mlp::deferred_backward", ws, x.cols());
+    if (first == 0 || !ws.deferred_set_)
+      metalearn::detail::fail("nn::Mlp::deferred_backward", "no deferred products since the last call");
+    Engine::deferred_backward(self(), theta.data(), input(x, ws), ws, x.cols(), out.data(), first);
+  }
+  /// The layer whose W starts at θ's entry `offset`, or −1 when no layer does.
+  Index layer_at(Index offset) const {
+    for (Index l = 0; l < self().layer_count(); ++l)
+      if (layer_offset(l) == offset) return l;
+    return -1;
+  }
+
   /// True when ws holds a finished gradient pass (`backward`) at this θ and x — identified by
   /// their addresses and the batch size, so θ and x must not have been modified since.
   bool has_gradient_pass(const ConstVectorRef<S>& theta, const ConstMatrixRef<S>& x, const Workspace& ws) const {
@@ -357,6 +466,11 @@ class MlpBase {
     if (!has_gradient_pass(theta, x, ws))
       metalearn::detail::fail(where, "the workspace holds no gradient pass at this theta and batch; call "
                                      "loss_and_gradient (or backward) on them with this workspace first");
+  }
+
+  void check_layer(const char* where, Index first) const {
+    if (first < 0 || first >= self().layer_count())
+      metalearn::detail::fail(where, "the first layer must be in [0, ", self().layer_count(), "), got ", first);
   }
 
   void check_prepared(const char* where, const Workspace& ws, Index n) const {

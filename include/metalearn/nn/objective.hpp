@@ -139,6 +139,64 @@ class Objective {
     net_.backward_r_cached(theta, v, batch.inputs, ws, hv);
   }
 
+  /// True when θ can be split at `offset` into frozen layers and adapted ones: `offset` is the
+  /// start of a layer's W other than the first (model.hpp, frozen-prefix passes).
+  bool supports_frozen_prefix(Index offset) const { return offset > 0 && net_.layer_at(offset) > 0; }
+
+  /// L(θ; batch), with ∇_θ L assigned from `prefix.offset()` on (the frozen entries before it
+  /// are left as they are): the backward pass stops at the first adapted layer, and with
+  /// `prefix.reuse()` the forward pass starts there, on the frozen layers' activations of the
+  /// workspace's last pass on this batch (model.hpp, FrozenPrefix: the library's algorithms
+  /// promise that their weights are unchanged, and that θ is finite).
+  Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad, Workspace& ws,
+                           FrozenPrefix prefix) const {
+    constexpr const char* where = "nn::Objective::loss_and_gradient";
+    const Index first = frozen_layer(where, prefix);
+    check_batch(where, theta, batch, false);
+    metalearn::detail::check_size(where, "grad", grad.size(), parameter_count());
+    check_no_alias(where, "grad", grad.data(), theta.data());
+    const Index n = batch.size();
+    const auto y = net_.forward_from(theta, batch.inputs, ws, prefix.reuse() ? first : 0);
+    const Scalar value = loss_.template value_and_gradient<Scalar>(y, batch.targets, ws.output_gradient(n));
+    net_.backward_to(theta, batch.inputs, ws, grad, first);
+    return value;
+  }
+
+  /// The cached Hessian-vector product for a v that is zero on the frozen prefix (its entries
+  /// there are not read), after the keyed gradient pass with the same prefix: the R-pass starts
+  /// at the first adapted layer, and the frozen layers' part of H v (their mixed terms with the
+  /// adapted ones) is a plain backward pass of the R-gradient at the boundary
+  /// (docs/derivations.md). Assigns all of hv, or with `prefix.defer()` the adapted entries,
+  /// adding the boundary's R-gradient to a sum in ws for `deferred_frozen_product`.
+  void cached_hessian_vector_product(ConstVectorRef<Scalar> theta, const Batch& batch, ConstVectorRef<Scalar> v,
+                                     VectorRef<Scalar> hv, Workspace& ws, CachedPassKey, FrozenPrefix prefix) const {
+    constexpr const char* where = "nn::Objective::cached_hessian_vector_product";
+    const Index first = frozen_layer(where, prefix);
+    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    metalearn::detail::check_size(where, "v", v.size(), parameter_count());
+    metalearn::detail::check_size(where, "hv", hv.size(), parameter_count());
+    check_no_alias(where, "hv", hv.data(), theta.data());
+    check_no_alias(where, "hv", hv.data(), v.data());
+    const Index n = batch.size();
+    net_.forward_r_cached(theta, v, batch.inputs, ws, first);
+    loss_.template hessian_vector_product<Scalar>(ws.outputs(n), batch.targets, ws.output_directions(n),
+                                                  ws.output_gradient_directions(n));
+    net_.backward_r_cached(theta, v, batch.inputs, ws, hv, first, prefix.defer());
+  }
+
+  /// The frozen layers' part of the products deferred (`prefix.defer()`) since the last call, on
+  /// this batch at θ's frozen weights: one backward pass of the boundary's summed R-gradient,
+  /// assigned to out[0, prefix.offset()) (the rest of out is left as it is).
+  void deferred_frozen_product(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> out, Workspace& ws,
+                               FrozenPrefix prefix) const {
+    constexpr const char* where = "nn::Objective::deferred_frozen_product";
+    const Index first = frozen_layer(where, prefix);
+    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    metalearn::detail::check_size(where, "out", out.size(), parameter_count());
+    check_no_alias(where, "out", out.data(), theta.data());
+    net_.deferred_backward(theta, batch.inputs, ws, out, first);
+  }
+
   /// Assigns the network outputs for `inputs` (features × n) to `outputs` (outputs × n).
   void predict(ConstVectorRef<Scalar> theta, ConstMatrixRef<Scalar> inputs, MatrixRef<Scalar> outputs,
                Workspace& ws) const {
@@ -174,6 +232,13 @@ class Objective {
     metalearn::detail::check_size(where, "inputs", batch.inputs.rows(), input_size(), "rows (features)");
     metalearn::detail::check_finite(where, "inputs", batch.inputs);
     loss_.template check_targets<Scalar>(where, output_size(), batch.size(), batch.targets);
+  }
+
+  Index frozen_layer(const char* where, const FrozenPrefix& prefix) const {
+    if (!supports_frozen_prefix(prefix.offset()))
+      metalearn::detail::fail(where, "the frozen prefix must end where a layer other than the first begins, got "
+                                     "offset ", prefix.offset());
+    return net_.layer_at(prefix.offset());
   }
 
   static void check_no_alias(const char* where, const char* out, const Scalar* a, const Scalar* b) {
