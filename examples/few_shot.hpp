@@ -18,6 +18,7 @@
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>
 #include <metalearn/optim/adam.hpp>
+#include <metalearn/optim/schedule.hpp>
 #include <metalearn/tasks/episodes.hpp>
 #include <metalearn/train/supervised.hpp>
 #include <metalearn/version.hpp>
@@ -59,6 +60,7 @@ struct Config {
   int inner_steps = 1;                // K during meta-training
   int eval_steps = 3;                 // inner steps at test time (the headline number)
   double meta_lr = 1e-3;              // Adam's rate
+  bool cosine = false;                // Adam's rate annealed to 0 over the iterations (MAML++'s CA)
   std::vector<Index> hidden{256, 128, 64, 64};
   bool layer_norm = false;            // LayerNorm on every hidden layer (--norm layer)
   Index train_classes = 1200;         // characters for meta-training (the rest are test classes)
@@ -116,6 +118,8 @@ inline std::string usage() {
   --inner-steps S       inner steps in meta-training  [1]
   --eval-steps S        inner steps at test time  [3]
   --meta-lr L           Adam's learning rate  [0.001]
+  --meta-lr-schedule constant|cosine   cosine: Adam's rate annealed from --meta-lr to 0
+                        over the iterations (MAML++'s cosine annealing)  [constant]
   --hidden W,W,...      hidden widths  [256,128,64,64]
   --norm none|layer     layer normalisation (per example, learned gain and shift, eps 1e-5)
                         of every hidden layer before its ReLU  [none]
@@ -157,6 +161,11 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     else if (flag == "--inner-steps") c.inner_steps = static_cast<int>(parse_integer(flag, v, 1, 1000));
     else if (flag == "--eval-steps") c.eval_steps = static_cast<int>(parse_integer(flag, v, 0, 1000));
     else if (flag == "--meta-lr") c.meta_lr = parse_real(flag, v);
+    else if (flag == "--meta-lr-schedule") {
+      if (v != "constant" && v != "cosine")
+        throw UsageError("--meta-lr-schedule takes constant or cosine, got '" + v + "'");
+      c.cosine = v == "cosine";
+    }
     else if (flag == "--hidden") c.hidden = examples::parse_widths<Index>(flag, v, "256,128");
     else if (flag == "--norm") {
       if (v != "none" && v != "layer") throw UsageError("--norm takes none or layer, got '" + v + "'");
@@ -491,7 +500,6 @@ void meta_learn(const Config& c, const Split& s, Algorithm& algorithm, const std
   Sampler sampler(s.train, {c.ways, c.shots, c.query_count()}, seed, 1);
   metalearn::TrainerOptions to;
   to.meta_batch = c.meta_batch;
-  metalearn::MetaTrainer trainer(algorithm, adam, sampler, to);
   const auto monitor_tasks = test_episodes(c, s.test, seed, c.monitor_episodes, 5);
   metalearn::FewShotEvaluator<Algorithm> evaluator(algorithm, c.ways);
   const auto monitor = [&](long done) {
@@ -503,29 +511,40 @@ void meta_learn(const Config& c, const Split& s, Algorithm& algorithm, const std
   double sum = 0;
   long in_window = 0, done = 0;
   double monitor_seconds = 0;
-  if (c.monitor_every > 0) monitor(0);
-  while (done < c.iterations) {
-    const long chunk = c.monitor_every > 0 ? std::min(c.monitor_every, c.iterations - done) : c.iterations - done;
-    const auto t0 = std::chrono::steady_clock::now();
-    trainer.run(theta, chunk, [&](const metalearn::Progress& p) {
-      sum += p.meta_loss;
-      if (++in_window == window) {
-        run.curve_iteration.push_back(static_cast<double>(p.iteration));
-        run.curve_loss.push_back(sum / static_cast<double>(window));
-        sum = 0;
-        in_window = 0;
-      }
-      if (progress && p.iteration % 100 == 0)
-        progress("meta-train", static_cast<long>(p.iteration), c.iterations, p.meta_loss,
-                 run.train_seconds + p.elapsed_seconds);
-    });
-    run.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    done += chunk;
-    const auto m0 = std::chrono::steady_clock::now();
-    if (c.monitor_every > 0) monitor(done);
-    monitor_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
+  const auto train = [&](auto& trainer) {
+    if (c.monitor_every > 0) monitor(0);
+    while (done < c.iterations) {
+      const long chunk = c.monitor_every > 0 ? std::min(c.monitor_every, c.iterations - done) : c.iterations - done;
+      const auto t0 = std::chrono::steady_clock::now();
+      trainer.run(theta, chunk, [&](const metalearn::Progress& p) {
+        sum += p.meta_loss;
+        if (++in_window == window) {
+          run.curve_iteration.push_back(static_cast<double>(p.iteration));
+          run.curve_loss.push_back(sum / static_cast<double>(window));
+          sum = 0;
+          in_window = 0;
+        }
+        if (progress && p.iteration % 100 == 0)
+          progress("meta-train", static_cast<long>(p.iteration), c.iterations, p.meta_loss,
+                   run.train_seconds + p.elapsed_seconds);
+      });
+      run.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      done += chunk;
+      const auto m0 = std::chrono::steady_clock::now();
+      if (c.monitor_every > 0) monitor(done);
+      monitor_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
+    }
+    run.skipped = static_cast<long>(trainer.skipped());
+  };
+  if (c.cosine) {  // Adam's rate from meta_lr to 0 by a cosine over the run (MAML++'s annealing)
+    metalearn::optim::Scheduled scheduled(
+        adam, metalearn::optim::CosineSchedule{c.meta_lr, 0.0, std::max<std::int64_t>(1, c.iterations)});
+    metalearn::MetaTrainer trainer(algorithm, scheduled, sampler, to);
+    train(trainer);
+  } else {
+    metalearn::MetaTrainer trainer(algorithm, adam, sampler, to);
+    train(trainer);
   }
-  run.skipped = static_cast<long>(trainer.skipped());
   run.ms_per_iteration = c.iterations > 0 ? 1e3 * run.train_seconds / static_cast<double>(c.iterations) : 0;
   // the test episodes
   const auto t0 = std::chrono::steady_clock::now();
@@ -585,7 +604,7 @@ inline std::string settings(const Config& c) {
     << (c.algorithm == examples::Algorithm::anil ? ", only the output layer adapted" : "") << ", " << c.inner_steps
     << " inner step(s) in training, "
     << c.eval_steps << " at test; meta-batch " << c.meta_batch << ", " << c.iterations << " meta-iterations, Adam "
-    << c.meta_lr
+    << c.meta_lr << (c.cosine ? " annealed to 0 by a cosine" : "")
     << "; network 784";
   for (Index w : c.hidden) s << "-" << w;
   s << "-" << c.ways << " ReLU, He-uniform, "
@@ -664,6 +683,7 @@ inline std::string to_json(const Config& c, const Omniglot& o, const std::vector
     << ", \"iterations\": " << c.iterations << ", \"meta_batch\": " << c.meta_batch
     << ", \"inner_lr\": " << json::number(c.inner_lr) << ", \"inner_steps\": " << c.inner_steps
     << ", \"eval_steps\": " << c.eval_steps << ", \"meta_lr\": " << json::number(c.meta_lr)
+    << ", \"meta_lr_schedule\": " << json::string(c.cosine ? "cosine" : "constant")
     << ", \"hidden\": " << json::list(c.hidden, [](Index w) { return std::to_string(w); })
     << ", \"layer_norm\": " << (c.layer_norm ? "true" : "false")
     << ", \"train_classes\": " << c.train_classes << ", \"split_seed\": " << c.split_seed

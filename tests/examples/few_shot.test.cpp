@@ -125,6 +125,8 @@ TEST_CASE("few_shot: --algorithm meta-sgd, maml++ and anil learn on the same epi
     few_shot::Config c = small_config();
     REQUIRE(few_shot::parse({"--algorithm", algorithm, "--hidden", "64,32", "--baselines", "none"}, c));
     if (std::string(algorithm) == "maml++") {  // LSLR's rates start at the inner rate; annealing switched on
+      REQUIRE(few_shot::parse({"--meta-lr-schedule", "cosine"}, c));
+      CHECK(few_shot::settings(c).find("Adam 0.001 annealed to 0 by a cosine") != std::string::npos);
       c.inner_steps = 2;
       c.first_order_iterations = 50;
       c.multi_step_iterations = 100;
@@ -142,6 +144,8 @@ TEST_CASE("few_shot: --algorithm meta-sgd, maml++ and anil learn on the same epi
   CHECK_THROWS_WITH(few_shot::parse({"--algorithm", "protonet"}, b1), mlt::contains("expects maml, meta-sgd"));
   CHECK_THROWS_WITH(few_shot::parse({"--inner-lr-max", "1"}, b2), mlt::contains("--inner-lr-max is Meta-SGD's"));
   CHECK_THROWS_WITH(few_shot::parse({"--multi-step-iterations", "5"}, b3), mlt::contains("are MAML++'s"));
+  few_shot::Config b4;
+  CHECK_THROWS_WITH(few_shot::parse({"--meta-lr-schedule", "step"}, b4), mlt::contains("takes constant or cosine"));
 }
 
 TEST_CASE("few_shot: an Omniglot run resumed from a checkpoint continues bit for bit", "[example][omniglot][io]") {
