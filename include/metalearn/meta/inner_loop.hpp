@@ -333,8 +333,8 @@ class GradientInnerLoop {
   Scalar task_meta_gradient(ConstVectorRef<Scalar> meta, const Task& task, Workspace& wk,
                             VectorRef<Scalar> grad) const {
     if constexpr (model_traits<Model>::has_frozen_prefix) {
-      if (frozen() > 0 && settings().order != Order::second_finite_difference)
-        return frozen_task_meta_gradient(meta, task, wk, grad);
+      if (frozen() > 0 && derived().extra_count() == 0 && settings().order != Order::second_finite_difference)
+        return frozen_task_meta_gradient(meta, task, wk, grad);  // (it learns no rates)
     }
     const InnerLoopSettings& s = settings();
     const Index p = model_.parameter_count();
