@@ -32,9 +32,11 @@
 
 #include <metalearn/meta/anil.hpp>
 #include <metalearn/meta/few_shot.hpp>
+#include <metalearn/meta/imaml.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/maml_plus_plus.hpp>
 #include <metalearn/meta/meta_sgd.hpp>
+#include <metalearn/meta/reptile.hpp>
 #include <metalearn/meta/trainer.hpp>
 
 #include <metalearn/optim/adam.hpp>

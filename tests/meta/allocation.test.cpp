@@ -1,6 +1,8 @@
 // After the first call, a meta-step (meta_loss_and_gradient and the optimizer update), adapt
 // and a whole trainer iteration do not touch the heap, on one thread and on several.
 #include <metalearn/meta/anil.hpp>
+#include <metalearn/meta/imaml.hpp>
+#include <metalearn/meta/reptile.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/maml_plus_plus.hpp>
 #include <metalearn/meta/meta_sgd.hpp>
@@ -127,6 +129,53 @@ TEST_CASE("allocation: none per meta-step of Meta-SGD, MAML++ and ANIL after the
     ao.threads = threads;
     metalearn::Anil anil(obj, ao);
     expect_no_allocation_in(anil);
+  }
+}
+
+TEST_CASE("allocation: none per meta-step of Reptile and iMAML after the first, 1 and 2 threads",
+          "[reptile][imaml][allocation][threads]") {
+  const auto obj = nn::Objective(PaperNet(), nn::MeanSquaredError{});
+  auto check = [](auto& algorithm) {
+    using S = float;
+    INFO(algorithm.describe());
+    Rng rng(1);
+    Vector<S> theta(algorithm.parameter_count()), grad(algorithm.parameter_count()), fast(algorithm.parameter_count());
+    algorithm.initialize(theta, rng);
+    metalearn::optim::Adam<S> adam(theta.size());
+    metalearn::tasks::SineTasks<S> sampler(3);
+    std::vector<metalearn::tasks::SineTasks<S>::Task> tasks(25);
+    for (auto& t : tasks) sampler.sample(t);
+    metalearn::TrainerOptions to;
+    to.meta_batch = 25;
+    metalearn::MetaTrainer trainer(algorithm, adam, sampler, to);
+    trainer.run(theta, 2);
+    algorithm.meta_loss_and_gradient(theta, tasks, grad);
+    algorithm.adapt(theta, tasks[0].support, fast);
+    const std::size_t bytes = algorithm.bytes();
+    S sink = 0;
+    mlt::NoAllocationRegion region;
+    for (int rep = 0; rep < 5; ++rep) {
+      sink += algorithm.meta_loss_and_gradient(theta, tasks, grad);
+      adam.step(theta, grad);
+      algorithm.adapt(theta, tasks[static_cast<std::size_t>(rep)].support, fast);
+    }
+    trainer.run(theta, 3);
+    CHECK(region.allocations() == 0);
+    CHECK(algorithm.bytes() == bytes);
+    CHECK(std::isfinite(static_cast<double>(sink)));
+  };
+  for (int threads : {1, 2}) {
+    metalearn::ReptileOptions ro;
+    ro.inner_batch = 4;
+    ro.inner_optimizer = metalearn::InnerOptimizer::adam;
+    ro.threads = threads;
+    metalearn::Reptile reptile(obj, ro);
+    check(reptile);
+    metalearn::ImamlOptions io;
+    io.inner_lr = 0.001;
+    io.threads = threads;
+    metalearn::Imaml imaml(obj, io);
+    check(imaml);
   }
 }
 

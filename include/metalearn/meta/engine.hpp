@@ -26,12 +26,19 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace metalearn {
 
 namespace detail {
+/// Whether a workspace type reports the bytes it holds (`std::size_t bytes() const`).
+template <class W, class = void>
+struct has_bytes : std::false_type {};
+template <class W>
+struct has_bytes<W, std::void_t<decltype(std::declval<const W&>().bytes())>> : std::true_type {};
+
 /// The fixed summation blocks of a meta-batch of `count` tasks: four consecutive tasks per
 /// block while more than five remain, then one task per block (25 tasks: 5 blocks of 4, then
 /// 5 single tasks).
@@ -150,10 +157,15 @@ class MetaBatchEngine {
     for (const auto& w : workers_) total += sizeof(Scalar) * static_cast<std::size_t>(w.grad.size());
     return total;
   }
-  /// Every worker's workspace, for the algorithm's `bytes()`.
+  /// Every worker's workspace, for the algorithm's `bytes()` (and, non-const, for state an
+  /// algorithm gathers per worker, between meta-steps).
   template <class F>
   void for_each_workspace(F&& f) const {
     for (const auto& w : workers_) f(w.ws);
+  }
+  template <class F>
+  void for_each_workspace(F&& f) {
+    for (auto& w : workers_) f(w.ws);
   }
 
  private:

@@ -46,10 +46,6 @@ enum class Order {
 };
 
 namespace detail {
-template <class W, class = void>
-struct has_bytes : std::false_type {};
-template <class W>
-struct has_bytes<W, std::void_t<decltype(std::declval<const W&>().bytes())>> : std::true_type {};
 
 template <class D, class = void>
 struct has_frozen_prefix_member : std::false_type {};
