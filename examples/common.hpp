@@ -2,9 +2,11 @@
 // What the examples share: command-line numbers, the --algorithm choice, JSON values, and SVG
 // line charts.
 #include <metalearn/meta/anil.hpp>
+#include <metalearn/meta/imaml.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/maml_plus_plus.hpp>
 #include <metalearn/meta/meta_sgd.hpp>
+#include <metalearn/meta/reptile.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -93,7 +95,7 @@ inline void write_file(const std::string& program, const std::string& path, cons
 }
 
 /// The meta-learning algorithms the examples offer (`--algorithm`), all on one inner loop.
-enum class Algorithm { maml, meta_sgd, maml_pp, anil };
+enum class Algorithm { maml, meta_sgd, maml_pp, anil, reptile, imaml };
 
 /// "maml", "meta-sgd", "maml++", "anil": the flag's values.
 inline const char* algorithm_key(Algorithm a) {
@@ -101,6 +103,8 @@ inline const char* algorithm_key(Algorithm a) {
     case Algorithm::meta_sgd: return "meta-sgd";
     case Algorithm::maml_pp: return "maml++";
     case Algorithm::anil: return "anil";
+    case Algorithm::reptile: return "reptile";
+    case Algorithm::imaml: return "imaml";
     default: return "maml";
   }
 }
@@ -110,14 +114,17 @@ inline const char* algorithm_label(Algorithm a) {
     case Algorithm::meta_sgd: return "Meta-SGD";
     case Algorithm::maml_pp: return "MAML++";
     case Algorithm::anil: return "ANIL";
+    case Algorithm::reptile: return "Reptile";
+    case Algorithm::imaml: return "iMAML";
     default: return "MAML";
   }
 }
 /// The algorithm named `text` of `flag`; throws UsageError otherwise.
 inline Algorithm parse_algorithm(const std::string& flag, const std::string& text) {
-  for (Algorithm a : {Algorithm::maml, Algorithm::meta_sgd, Algorithm::maml_pp, Algorithm::anil})
+  for (Algorithm a : {Algorithm::maml, Algorithm::meta_sgd, Algorithm::maml_pp, Algorithm::anil, Algorithm::reptile,
+                      Algorithm::imaml})
     if (text == algorithm_key(a)) return a;
-  throw UsageError(flag + " expects maml, meta-sgd, maml++ or anil, got '" + text + "'");
+  throw UsageError(flag + " expects maml, meta-sgd, maml++, anil, reptile or imaml, got '" + text + "'");
 }
 
 /// The settings of the inner loop that every algorithm shares, and each one's own.
@@ -129,6 +136,11 @@ struct InnerLoopFlags {
   double inner_lr_max = 0;              // Meta-SGD: > 0 draws α ~ U[inner_lr, inner_lr_max]
   long first_order_iterations = 0;      // MAML++: derivative-order annealing
   long multi_step_iterations = 0;       // MAML++: multi-step loss annealing
+  long inner_batch = 0;                 // Reptile: support examples per inner step (0: all)
+  bool inner_adam = false;              // Reptile: Adam (β₁ = 0) instead of SGD in the inner loop
+  double lambda = 1.0;                  // iMAML: the proximal term's strength
+  int cg_iterations = 5;                // iMAML: conjugate-gradient iterations
+  double inner_clip = 0;                // iMAML: clip each entry of the inner direction (0: off)
   int threads = 1;
 };
 
@@ -156,6 +168,27 @@ decltype(auto) with_algorithm(const InnerLoopFlags& c, const Model& model, F&& f
       o.multi_step_iterations = c.multi_step_iterations;
       o.threads = c.threads;
       metalearn::MamlPlusPlus<Model> a(model, o);
+      return f(a);
+    }
+    case Algorithm::reptile: {
+      metalearn::ReptileOptions o;
+      o.inner_steps = c.inner_steps;
+      o.inner_lr = c.inner_lr;
+      o.inner_batch = static_cast<metalearn::Index>(c.inner_batch);
+      o.inner_optimizer = c.inner_adam ? metalearn::InnerOptimizer::adam : metalearn::InnerOptimizer::sgd;
+      o.threads = c.threads;
+      metalearn::Reptile<Model> a(model, o);
+      return f(a);
+    }
+    case Algorithm::imaml: {
+      metalearn::ImamlOptions o;
+      o.lambda = c.lambda;
+      o.inner_lr = c.inner_lr;
+      o.inner_steps = c.inner_steps;
+      o.cg_iterations = c.cg_iterations;
+      o.inner_clip.value = c.inner_clip;
+      o.threads = c.threads;
+      metalearn::Imaml<Model> a(model, o);
       return f(a);
     }
     case Algorithm::anil: {

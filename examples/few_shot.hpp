@@ -57,6 +57,10 @@ struct Config {
   double inner_lr_max = 0;            // Meta-SGD: > 0 draws each initial rate from [inner_lr, inner_lr_max]
   long first_order_iterations = 0;    // MAML++: derivative-order annealing
   long multi_step_iterations = 0;     // MAML++: multi-step loss annealing
+  long inner_batch = 0;               // Reptile: support examples per inner step (0: all)
+  bool inner_adam = false;            // Reptile: Adam (β₁ = 0) in the inner loop instead of SGD
+  double lambda = 1.0;                // iMAML: the proximal term's strength
+  int cg_iterations = 5;              // iMAML: conjugate-gradient iterations
   int inner_steps = 1;                // K during meta-training
   int eval_steps = 3;                 // inner steps at test time (the headline number)
   double meta_lr = 1e-3;              // Adam's rate
@@ -88,6 +92,10 @@ struct Config {
     f.inner_lr_max = inner_lr_max;
     f.first_order_iterations = first_order_iterations;
     f.multi_step_iterations = multi_step_iterations;
+    f.inner_batch = inner_batch;
+    f.inner_adam = inner_adam;
+    f.lambda = lambda;
+    f.cg_iterations = cg_iterations;
     f.threads = threads;
     return f;
   }
@@ -105,8 +113,8 @@ inline std::string usage() {
   --ways N --shots K    episodes  [5, 1]
   --queries Q           query examples per class  [K, as the paper]
   --algorithm A         maml, meta-sgd (learned per-parameter rates), maml++ (learned
-                        per-step, per-layer rates; annealing below) or anil (adapts the
-                        output layer only)  [maml]
+                        per-step, per-layer rates; annealing below), anil (adapts the
+                        output layer only), reptile or imaml  [maml]
   --order 1|2           first order or exact second order  [2]
   --iterations N        meta-iterations  [60000]
   --meta-batch B        tasks per meta-iteration  [32]
@@ -115,6 +123,9 @@ inline std::string usage() {
   --inner-lr-max A      Meta-SGD: each initial rate drawn from [--inner-lr, A]  [constant]
   --first-order-iterations N  MAML++: first order for N meta-iterations  [0]
   --multi-step-iterations N   MAML++: annealed multi-step loss for N meta-iterations  [0]
+  --inner-batch N       Reptile: support examples per inner step  [all]
+  --inner-optimizer sgd|adam  Reptile: the per-task optimizer (Adam with beta1 = 0)  [sgd]
+  --lambda L --cg-iterations M   iMAML: the proximal strength and CG iterations  [1, 5]
   --inner-steps S       inner steps in meta-training  [1]
   --eval-steps S        inner steps at test time  [3]
   --meta-lr L           Adam's learning rate  [0.001]
@@ -155,6 +166,12 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     else if (flag == "--inner-lr-max") c.inner_lr_max = parse_real(flag, v);
     else if (flag == "--first-order-iterations") c.first_order_iterations = parse_integer(flag, v, 0, 1000000000L);
     else if (flag == "--multi-step-iterations") c.multi_step_iterations = parse_integer(flag, v, 0, 1000000000L);
+    else if (flag == "--inner-batch") c.inner_batch = parse_integer(flag, v, 1, 1000000L);
+    else if (flag == "--inner-optimizer") {
+      if (v != "sgd" && v != "adam") throw UsageError("--inner-optimizer takes sgd or adam, got '" + v + "'");
+      c.inner_adam = v == "adam";
+    } else if (flag == "--lambda") c.lambda = parse_real(flag, v);
+    else if (flag == "--cg-iterations") c.cg_iterations = static_cast<int>(parse_integer(flag, v, 1, 100000));
     else if (flag == "--iterations") c.iterations = parse_integer(flag, v, 0, 100000000L);
     else if (flag == "--meta-batch") c.meta_batch = parse_integer(flag, v, 1, 100000);
     else if (flag == "--inner-lr") c.inner_lr = parse_real(flag, v);
@@ -200,6 +217,10 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     throw UsageError("--inner-lr-max must be >= --inner-lr (the range of the initial rates)");
   if ((c.first_order_iterations > 0 || c.multi_step_iterations > 0) && c.algorithm != examples::Algorithm::maml_pp)
     throw UsageError("--first-order-iterations and --multi-step-iterations are MAML++'s (--algorithm maml++)");
+  if ((c.inner_batch > 0 || c.inner_adam) && c.algorithm != examples::Algorithm::reptile)
+    throw UsageError("--inner-batch and --inner-optimizer are Reptile's (--algorithm reptile)");
+  if ((c.lambda != 1.0 || c.cg_iterations != 5) && c.algorithm != examples::Algorithm::imaml)
+    throw UsageError("--lambda and --cg-iterations are iMAML's (--algorithm imaml)");
   return run;
 }
 
@@ -601,7 +622,16 @@ inline std::string settings(const Config& c) {
             ? ", first order for " + std::to_string(c.first_order_iterations) +
                   " iterations, multi-step loss annealed over " + std::to_string(c.multi_step_iterations)
             : std::string())
-    << (c.algorithm == examples::Algorithm::anil ? ", only the output layer adapted" : "") << ", " << c.inner_steps
+    << (c.algorithm == examples::Algorithm::anil ? ", only the output layer adapted" : "")
+    << (c.algorithm == examples::Algorithm::reptile
+            ? std::string(", inner optimizer ") + (c.inner_adam ? "Adam (beta1 0)" : "SGD") + " on " +
+                  (c.inner_batch > 0 ? std::to_string(c.inner_batch) + " support examples per step" : "the support set")
+            : std::string())
+    << (c.algorithm == examples::Algorithm::imaml
+            ? ", lambda " + metalearn::detail::shortest(c.lambda) + ", " + std::to_string(c.cg_iterations) +
+                  " CG iterations"
+            : std::string())
+    << ", " << c.inner_steps
     << " inner step(s) in training, "
     << c.eval_steps << " at test; meta-batch " << c.meta_batch << ", " << c.iterations << " meta-iterations, Adam "
     << c.meta_lr << (c.cosine ? " annealed to 0 by a cosine" : "")
@@ -684,6 +714,12 @@ inline std::string to_json(const Config& c, const Omniglot& o, const std::vector
     << ", \"inner_lr\": " << json::number(c.inner_lr) << ", \"inner_steps\": " << c.inner_steps
     << ", \"eval_steps\": " << c.eval_steps << ", \"meta_lr\": " << json::number(c.meta_lr)
     << ", \"meta_lr_schedule\": " << json::string(c.cosine ? "cosine" : "constant")
+    << ", \"algorithm\": " << json::string(examples::algorithm_key(c.algorithm))
+    << ", \"inner_lr_max\": " << json::number(c.inner_lr_max)
+    << ", \"first_order_iterations\": " << c.first_order_iterations
+    << ", \"multi_step_iterations\": " << c.multi_step_iterations << ", \"inner_batch\": " << c.inner_batch
+    << ", \"inner_optimizer\": " << json::string(c.inner_adam ? "adam" : "sgd")
+    << ", \"lambda\": " << json::number(c.lambda) << ", \"cg_iterations\": " << c.cg_iterations
     << ", \"hidden\": " << json::list(c.hidden, [](Index w) { return std::to_string(w); })
     << ", \"layer_norm\": " << (c.layer_norm ? "true" : "false")
     << ", \"train_classes\": " << c.train_classes << ", \"split_seed\": " << c.split_seed

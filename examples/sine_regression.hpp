@@ -45,6 +45,11 @@ struct Config {
   double inner_lr_max = 0;        // Meta-SGD: > 0 draws each initial α from [inner_lr, inner_lr_max]
   long first_order_iterations = 0;  // MAML++: first order for this many iterations
   long multi_step_iterations = 0;   // MAML++: the annealed multi-step loss for this many iterations
+  long inner_batch = 0;             // Reptile: support points per inner step (0: all)
+  bool inner_adam = false;          // Reptile: Adam (beta1 = 0) in the inner loop instead of SGD
+  double lambda = 1.0;              // iMAML: the proximal term's strength
+  int cg_iterations = 5;            // iMAML: conjugate-gradient iterations
+  double inner_clip = 0;            // iMAML: clip each entry of the inner direction (0: off)
   double meta_lr = 0.001;         // Adam's learning rate
   int meta_batch = 25;            // tasks per meta-iteration
   int shots = 10;                 // K support (and query) points per training task
@@ -70,6 +75,11 @@ struct Config {
     f.inner_lr_max = inner_lr_max;
     f.first_order_iterations = first_order_iterations;
     f.multi_step_iterations = multi_step_iterations;
+    f.inner_batch = inner_batch;
+    f.inner_adam = inner_adam;
+    f.lambda = lambda;
+    f.cg_iterations = cg_iterations;
+    f.inner_clip = inner_clip;
     f.threads = threads;
     return f;
   }
@@ -82,7 +92,7 @@ inline std::string usage() {
 
 usage: sine_regression [flags]
   --iterations N     meta-iterations, and baseline iterations  (default 70000)
-  --algorithm A      maml, meta-sgd, maml++ or anil              (default maml)
+  --algorithm A      maml, meta-sgd, maml++, anil, reptile or imaml (default maml)
   --protocol P       maml: the MAML paper's tasks y = A sin(x - phi), A in [0.1, 5],
                      phi in [0, pi], and its numbers beside ours; meta-sgd: Meta-SGD's
                      y = A sin(w x + b), w in [0.8, 1.2], b in [0, pi], and its Table 1
@@ -100,6 +110,13 @@ usage: sine_regression [flags]
                      --order                                     (default 0)
   --multi-step-iterations N    MAML++: the multi-step loss, its weights annealed
                      towards the last step, for N meta-iterations (default 0)
+  --inner-batch N    Reptile: support points per inner step     (default: all)
+  --inner-optimizer sgd|adam   Reptile: the per-task optimizer (Adam with beta1 = 0,
+                     as the authors' code)                      (default sgd)
+  --lambda X         iMAML: the proximal term's strength        (default 1)
+  --cg-iterations N  iMAML: conjugate-gradient iterations       (default 5)
+  --inner-clip X     iMAML: clip each entry of the inner step's direction to [-X, X]
+                     (the solution it converges to is unchanged) (default: off)
   --meta-lr X        Adam learning rate                          (default 0.001)
   --meta-batch N     tasks per meta-iteration                    (default 25)
   --shots K          support and query points per training task  (default 10)
@@ -151,6 +168,13 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     } else if (flag == "--inner-lr-max") c.inner_lr_max = detail::parse_real(flag, v);
     else if (flag == "--first-order-iterations") c.first_order_iterations = detail::parse_integer(flag, v, 0, 1000000000L);
     else if (flag == "--multi-step-iterations") c.multi_step_iterations = detail::parse_integer(flag, v, 0, 1000000000L);
+    else if (flag == "--inner-batch") c.inner_batch = detail::parse_integer(flag, v, 1, 1000000L);
+    else if (flag == "--inner-optimizer") {
+      if (v != "sgd" && v != "adam") throw UsageError("--inner-optimizer expects sgd or adam, got '" + v + "'");
+      c.inner_adam = v == "adam";
+    } else if (flag == "--lambda") c.lambda = detail::parse_real(flag, v);
+    else if (flag == "--cg-iterations") c.cg_iterations = static_cast<int>(detail::parse_integer(flag, v, 1, 100000));
+    else if (flag == "--inner-clip") c.inner_clip = detail::parse_real(flag, v);
     else if (flag == "--order") c.order = static_cast<int>(detail::parse_integer(flag, v, 1, 2));
     else if (flag == "--inner-steps") c.inner_steps = static_cast<int>(detail::parse_integer(flag, v, 1, 1000));
     else if (flag == "--inner-lr") c.inner_lr = detail::parse_real(flag, v);
@@ -187,6 +211,12 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     throw UsageError("--inner-lr-max must be >= --inner-lr (the range of the initial rates)");
   if ((c.first_order_iterations > 0 || c.multi_step_iterations > 0) && c.algorithm != examples::Algorithm::maml_pp)
     throw UsageError("--first-order-iterations and --multi-step-iterations are MAML++'s (--algorithm maml++)");
+  if ((c.inner_batch > 0 || c.inner_adam) && c.algorithm != examples::Algorithm::reptile)
+    throw UsageError("--inner-batch and --inner-optimizer are Reptile's (--algorithm reptile)");
+  if (c.inner_batch > c.shots) throw UsageError("--inner-batch must be <= --shots");
+  if ((c.lambda != 1.0 || c.cg_iterations != 5 || c.inner_clip != 0) && c.algorithm != examples::Algorithm::imaml)
+    throw UsageError("--lambda, --cg-iterations and --inner-clip are iMAML's (--algorithm imaml)");
+  if (!(c.inner_clip >= 0)) throw UsageError("--inner-clip must be >= 0");
   return true;
 }
 
@@ -204,6 +234,10 @@ inline std::string training_signature(const Config& c) {
   if (c.inner_lr_max > 0) out << "\n--inner-lr-max " << c.inner_lr_max;
   if (c.first_order_iterations > 0) out << "\n--first-order-iterations " << c.first_order_iterations;
   if (c.multi_step_iterations > 0) out << "\n--multi-step-iterations " << c.multi_step_iterations;
+  if (c.inner_batch > 0) out << "\n--inner-batch " << c.inner_batch;
+  if (c.inner_adam) out << "\n--inner-optimizer adam";
+  if (c.algorithm == examples::Algorithm::imaml)
+    out << "\n--lambda " << c.lambda << "\n--cg-iterations " << c.cg_iterations << "\n--inner-clip " << c.inner_clip;
   return out.str();
 }
 
@@ -502,7 +536,7 @@ inline constexpr PaperRow kMetaSgdPaper[] = {{"meta-sgd", {0.90, 0.63, 0.50}}, {
 inline const char* method_label(const std::string& method) {
   if (method == "pretrained") return "pretrained";
   for (examples::Algorithm a : {examples::Algorithm::maml, examples::Algorithm::meta_sgd, examples::Algorithm::maml_pp,
-                                examples::Algorithm::anil})
+                                examples::Algorithm::anil, examples::Algorithm::reptile, examples::Algorithm::imaml})
     if (method == examples::algorithm_key(a)) return examples::algorithm_label(a);
   return "?";
 }
@@ -512,9 +546,14 @@ inline std::string table(const Report& r) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(3);
   out << "MSE on 100 points in [-5, 5] after k gradient steps (alpha = " << r.config.inner_lr
-      << (r.config.algorithm == examples::Algorithm::maml || r.config.algorithm == examples::Algorithm::anil
-              ? ""
-              : " for the baseline; the learned rates for " + std::string(examples::algorithm_label(r.config.algorithm)))
+      << (r.config.algorithm == examples::Algorithm::meta_sgd || r.config.algorithm == examples::Algorithm::maml_pp
+              ? " for the baseline; the learned rates for " + std::string(examples::algorithm_label(r.config.algorithm))
+          : r.config.algorithm == examples::Algorithm::reptile
+              ? std::string(r.config.inner_adam ? " for the baseline; Reptile's inner Adam" : "")
+          : r.config.algorithm == examples::Algorithm::imaml
+              ? " for the baseline; iMAML's steps descend L + (lambda/2)|phi - theta|^2, lambda = " +
+                    metalearn::detail::shortest(r.config.lambda)
+              : "")
       << "), " << r.config.eval_tasks << " test tasks, mean +- 95% CI\n";
   out << "method           K   k = 0            k = 1            k = 5            k = 10\n";
   const bool meta_sgd = r.config.protocol == "meta-sgd";
@@ -565,7 +604,10 @@ inline std::string to_json(const Report& r) {
       << ", \"protocol\": " << string(c.protocol) << ", \"order\": " << c.order << ", \"inner_steps\": " << c.inner_steps
       << ", \"inner_lr\": " << number(c.inner_lr) << ", \"inner_lr_max\": " << number(c.inner_lr_max)
       << ", \"first_order_iterations\": " << c.first_order_iterations
-      << ", \"multi_step_iterations\": " << c.multi_step_iterations << ", \"meta_lr\": " << number(c.meta_lr)
+      << ", \"multi_step_iterations\": " << c.multi_step_iterations << ", \"inner_batch\": " << c.inner_batch
+      << ", \"inner_optimizer\": " << string(c.inner_adam ? "adam" : "sgd") << ", \"lambda\": " << number(c.lambda)
+      << ", \"cg_iterations\": " << c.cg_iterations << ", \"inner_clip\": " << number(c.inner_clip)
+      << ", \"meta_lr\": " << number(c.meta_lr)
       << ", \"meta_batch\": " << c.meta_batch << ", \"shots\": " << c.shots
       << ", \"hidden\": " << detail::list(c.hidden, [](Index w) { return std::to_string(w); })
       << ", \"threads\": " << c.threads << ", \"seed\": " << c.seed << ", \"eval_tasks\": " << c.eval_tasks

@@ -119,9 +119,9 @@ TEST_CASE("few_shot: --norm layer puts LayerNorm on every hidden layer, and a sh
   CHECK(few_shot::settings(c).find("layer normalisation (eps 1e-5") != std::string::npos);
 }
 
-TEST_CASE("few_shot: --algorithm meta-sgd, maml++ and anil learn on the same episodes", "[example][omniglot]") {
+TEST_CASE("few_shot: --algorithm meta-sgd, maml++, anil and reptile learn on the same episodes", "[example][omniglot]") {
   const auto o = few_shot::load(kFixture + "/idx", "", METALEARN_SOURCE_DIR);
-  for (const char* algorithm : {"meta-sgd", "maml++", "anil"}) {
+  for (const char* algorithm : {"meta-sgd", "maml++", "anil", "reptile"}) {
     few_shot::Config c = small_config();
     REQUIRE(few_shot::parse({"--algorithm", algorithm, "--hidden", "64,32", "--baselines", "none"}, c));
     if (std::string(algorithm) == "maml++") {  // LSLR's rates start at the inner rate; annealing switched on
@@ -131,10 +131,16 @@ TEST_CASE("few_shot: --algorithm meta-sgd, maml++ and anil learn on the same epi
       c.first_order_iterations = 50;
       c.multi_step_iterations = 100;
     }
+    if (std::string(algorithm) == "reptile") {  // its meta-gradient needs several inner steps
+      c.inner_steps = 5;
+      c.eval_steps = 5;
+      c.inner_lr = 0.1;
+    }
     const auto s = few_shot::split(o, c.train_classes, c.split_seed);
     const few_shot::Run r = few_shot::run_seed(c, s, 1);
     const double before = r.by_steps[0].interval.mean, after = r.by_steps[1].interval.mean;
-    INFO(r.algorithm << ": query accuracy before adaptation " << before << ", after one step " << after);
+    INFO(r.algorithm << ": query accuracy before adaptation " << before << ", after one step " << after
+                     << ", after " << r.steps.back() << " steps " << r.by_steps.back().interval.mean);
     CHECK(after > 0.35);
     CHECK(after > before + 0.15);
     CHECK(few_shot::table(c, {r}).find(std::string("metalearn ") + examples::algorithm_label(c.algorithm)) !=

@@ -84,12 +84,14 @@ TEST_CASE("sine example: a short run reports every row, and MAML beats the pretr
     CHECK(svg.find(text) != std::string::npos);
 }
 
-TEST_CASE("sine example: --algorithm meta-sgd, maml++ and anil run the same experiment and learn", "[example]") {
-  for (const char* algorithm : {"meta-sgd", "maml++", "anil"}) {
+TEST_CASE("sine example: --algorithm meta-sgd, maml++, anil and reptile run the same experiment and learn",
+          "[example]") {
+  for (const char* algorithm : {"meta-sgd", "maml++", "anil", "reptile"}) {
     sine::Config c = short_run();
     // ANIL adapts the 41 weights of the head only, which needs a larger step on these tasks
-    const std::string lr = std::string(algorithm) == "anil" ? "0.1" : "0.005";
+    const std::string lr = std::string(algorithm) == "anil" ? "0.1" : std::string(algorithm) == "reptile" ? "0.01" : "0.005";
     REQUIRE(sine::parse({"--algorithm", algorithm, "--inner-lr", lr, "--quiet"}, c));
+    if (std::string(algorithm) == "reptile") c.inner_steps = 5;
     c.iterations = 1500;
     c.eval_tasks = 60;
     if (std::string(algorithm) == "maml++") {
@@ -103,6 +105,7 @@ TEST_CASE("sine example: --algorithm meta-sgd, maml++ and anil run the same expe
     CHECK(r.eval[0].method == algorithm);
     CHECK(r.algorithm.find(std::string(sine::method_label(algorithm)) == "Meta-SGD" ? "MetaSgd("
                            : std::string(algorithm) == "maml++"                   ? "MamlPlusPlus("
+                           : std::string(algorithm) == "reptile"                  ? "Reptile("
                                                                                   : "Anil(") == 0);
     for (const auto& row : r.eval)
       if (row.method == algorithm) CHECK(row.mse[1] < 0.7 * row.mse[0]);  // adaptation pays off
@@ -162,7 +165,13 @@ TEST_CASE("sine example: flags", "[example][bad-input]") {
                                                                 {"--save-every", "0", "--save", "x"},
                                                                 {"--save", ""},
                                                                 {"--resume"},
-                                                                {"--algorithm", "reptile"},
+                                                                {"--algorithm", "cavia"},
+                                                                {"--inner-batch", "5"},
+                                                                {"--algorithm", "imaml", "--inner-optimizer", "adam"},
+                                                                {"--algorithm", "reptile", "--inner-optimizer", "rmsprop"},
+                                                                {"--algorithm", "reptile", "--inner-batch", "11"},
+                                                                {"--lambda", "2"},
+                                                                {"--algorithm", "imaml", "--cg-iterations", "0"},
                                                                 {"--protocol", "cavia"},
                                                                 {"--inner-lr-max", "0.1"},
                                                                 {"--algorithm", "meta-sgd", "--inner-lr-max", "0.0001"},
