@@ -6,9 +6,11 @@
 //       the bare Eigen products of that meta-step (one thread)
 //   maml/sample/batch:<B>, maml/adam/width:<w>
 //       the two parts of a meta-step that are not MAML: drawing the tasks, the Adam update
-//   family/step/algorithm:<meta-sgd|maml++|anil>/order:<1|2>/steps:<K>/width:<w>/batch:<B>/threads:<T>
+//   family/step/algorithm:<meta-sgd|maml++|anil|reptile|imaml>/order:<1|2>/steps:<K>/width:<w>/batch:<B>/threads:<T>
 //       the same meta-step with Meta-SGD (learned per-parameter rates), MAML++ (learned
-//       per-step, per-group rates) or ANIL (the last layer adapted); counters x_maml (its time
+//       per-step, per-group rates), ANIL (the last layer adapted), Reptile (SGD on the support
+//       set; order 1: compared with first-order MAML) or iMAML (λ = 1, 5 CG iterations; order 2:
+//       compared with second-order MAML); counters x_maml (its time
 //       over MAML's meta-step of the same configuration, in alternating rounds, 1 thread) or
 //       speedup and ceiling (2 threads), x_floor against MAML's floor, and bytes
 // Network 1-w-w-1 ReLU, mean squared error, K = 10 support and 10 query examples, α = 0.01,
@@ -23,9 +25,11 @@
 
 #include <metalearn/core/random.hpp>
 #include <metalearn/meta/anil.hpp>
+#include <metalearn/meta/imaml.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/maml_plus_plus.hpp>
 #include <metalearn/meta/meta_sgd.hpp>
+#include <metalearn/meta/reptile.hpp>
 #include <metalearn/nn/loss.hpp>
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>
@@ -54,9 +58,16 @@ using Sampler = metalearn::tasks::SineTasks<S>;
 constexpr Index kExamples = 10;  // support and query examples per task (the sampler's default)
 constexpr double kInnerLr = 0.01;
 
-enum class Kind { maml, meta_sgd, maml_pp, anil };
+enum class Kind { maml, meta_sgd, maml_pp, anil, reptile, imaml };
 const char* kind_name(Kind k) {
-  return k == Kind::meta_sgd ? "meta-sgd" : k == Kind::maml_pp ? "maml++" : k == Kind::anil ? "anil" : "maml";
+  switch (k) {
+    case Kind::meta_sgd: return "meta-sgd";
+    case Kind::maml_pp: return "maml++";
+    case Kind::anil: return "anil";
+    case Kind::reptile: return "reptile";
+    case Kind::imaml: return "imaml";
+    default: return "maml";
+  }
 }
 
 struct Config {
@@ -110,6 +121,18 @@ A make(const Obj& obj, const Config& c) {
     o.initial_lr = kInnerLr;
     o.inner_steps = c.steps;
     o.order = order;
+    o.threads = c.threads;
+    return A(obj, o);
+  } else if constexpr (std::is_same_v<A, metalearn::Reptile<Obj>>) {  // SGD on the whole support set
+    metalearn::ReptileOptions o;
+    o.inner_lr = kInnerLr;
+    o.inner_steps = c.steps;
+    o.threads = c.threads;
+    return A(obj, o);
+  } else if constexpr (std::is_same_v<A, metalearn::Imaml<Obj>>) {  // λ = 1, 5 CG iterations
+    metalearn::ImamlOptions o;
+    o.inner_lr = kInnerLr;
+    o.inner_steps = c.steps;
     o.threads = c.threads;
     return A(obj, o);
   } else if constexpr (std::is_same_v<A, metalearn::Anil<Obj>>) {
@@ -271,6 +294,8 @@ void bm_family_kind(benchmark::State& state, const Obj& obj, const Config& c) {
   switch (c.kind) {
     case Kind::meta_sgd: return bm_family<Floor, metalearn::MetaSgd<Obj>>(state, obj, c);
     case Kind::maml_pp: return bm_family<Floor, metalearn::MamlPlusPlus<Obj>>(state, obj, c);
+    case Kind::reptile: return bm_family<Floor, metalearn::Reptile<Obj>>(state, obj, c);
+    case Kind::imaml: return bm_family<Floor, metalearn::Imaml<Obj>>(state, obj, c);
     default: return bm_family<Floor, metalearn::Anil<Obj>>(state, obj, c);
   }
 }
@@ -372,6 +397,21 @@ void register_benchmarks() {
                                                             nn::MeanSquaredError{}), c);
             }, /*wall_clock=*/threads > 1);
           }
+  // Reptile beside first-order MAML and iMAML (5 CG iterations) beside second-order MAML, each of
+  // the same inner steps (the row's order is the MAML it is compared with).
+  for (Kind kind : {Kind::reptile, Kind::imaml})
+    for (int width : {40, 256})
+      for (int steps : {1, 5})
+        for (const auto& [batch, threads] : {std::pair{25, 1}, std::pair{25, 2}}) {
+          const Config c{kind == Kind::reptile ? 1 : 2, steps, width, batch, threads, kind};
+          add(family_name(c), [=](benchmark::State& st) {
+            if (c.width == 40)
+              bm_family_kind<PaperFloor>(st, nn::Objective(PaperNet(), nn::MeanSquaredError{}), c);
+            else
+              bm_family_kind<WideFloor>(st, nn::Objective(nn::Mlp<S>(widths(c.width), nn::Relu{}),
+                                                          nn::MeanSquaredError{}), c);
+          }, /*wall_clock=*/threads > 1);
+        }
 }
 
 }  // namespace

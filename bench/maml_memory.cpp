@@ -1,17 +1,21 @@
-// Peak memory of MAML meta-steps, one configuration per process (scripts/bench runs it for
-// several inner-step counts; bench/README.md). Prints one JSON object:
+// Peak memory of meta-steps, one configuration per process (scripts/bench runs it for several
+// inner-step counts; bench/README.md). Prints one JSON object:
+//   algorithm       maml, reptile (SGD on the support set) or imaml (λ = 1, 5 CG iterations)
 //   parameters      length of θ
-//   maml_bytes      maml.bytes(): workspaces and stored inner states after the meta-steps
-//   rss_before_kib  peak resident set (getrusage ru_maxrss) before the Maml object exists,
+//   bytes           the algorithm's bytes(): workspaces and stored inner states after the meta-steps
+//   rss_before_kib  peak resident set (getrusage ru_maxrss) before the algorithm exists,
 //                   with the network, θ, the optimizer and the tasks already set up
 //   rss_peak_kib    peak resident set after the meta-steps
 //   rss_growth_kib  rss_peak_kib − rss_before_kib
-// Usage: bench_maml_memory [--order 1|2] [--steps K] [--width W] [--batch B] [--threads T]
-//                          [--meta-steps M]        (defaults: 2, 1, 40, 25, 1, 3)
+// Usage: bench_maml_memory [--algorithm maml|reptile|imaml] [--order 1|2] [--steps K] [--width W]
+//                          [--batch B] [--threads T] [--meta-steps M]
+//                          (defaults: maml, 2, 1, 40, 25, 1, 3; --order is MAML's)
 // Width 40 is the paper's network with compile-time sizes, other widths are run-time networks
 // 1-W-W-1; float, mean squared error, 10 support and 10 query examples, α = 0.01.
 #include <metalearn/core/random.hpp>
+#include <metalearn/meta/imaml.hpp>
 #include <metalearn/meta/maml.hpp>
+#include <metalearn/meta/reptile.hpp>
 #include <metalearn/nn/loss.hpp>
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>
@@ -32,6 +36,7 @@ using S = float;
 namespace {
 
 struct Args {
+  std::string algorithm = "maml";
   int order = 2, steps = 1, width = 40, batch = 25, threads = 1, meta_steps = 3;
 };
 
@@ -43,7 +48,8 @@ long peak_rss_kib() {
 
 [[noreturn]] void usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s [--order 1|2] [--steps K] [--width W] [--batch B] [--threads T] [--meta-steps M]\n",
+               "usage: %s [--algorithm maml|reptile|imaml] [--order 1|2] [--steps K] [--width W] [--batch B] "
+               "[--threads T] [--meta-steps M]\n",
                argv0);
   std::exit(2);
 }
@@ -53,6 +59,11 @@ Args parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (i + 1 >= argc) usage(argv[0]);
     const std::string key = argv[i];
+    if (key == "--algorithm") {
+      a.algorithm = argv[++i];
+      if (a.algorithm != "maml" && a.algorithm != "reptile" && a.algorithm != "imaml") usage(argv[0]);
+      continue;
+    }
     char* end = nullptr;
     const long value = std::strtol(argv[++i], &end, 10);
     if (*end != '\0' || value < 0) usage(argv[0]);
@@ -68,6 +79,33 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
+template <class Obj, class F>
+void with_algorithm(const Obj& obj, const Args& a, F&& f) {
+  if (a.algorithm == "reptile") {
+    metalearn::ReptileOptions o;
+    o.inner_lr = 0.01;
+    o.inner_steps = a.steps;
+    o.threads = a.threads;
+    metalearn::Reptile<Obj> r(obj, o);
+    f(r);
+  } else if (a.algorithm == "imaml") {
+    metalearn::ImamlOptions o;
+    o.inner_lr = 0.01;
+    o.inner_steps = a.steps;
+    o.threads = a.threads;
+    metalearn::Imaml<Obj> i(obj, o);
+    f(i);
+  } else {
+    metalearn::MamlOptions o;
+    o.inner_lr = 0.01;
+    o.inner_steps = a.steps;
+    o.order = a.order == 1 ? metalearn::Order::first : metalearn::Order::second;
+    o.threads = a.threads;
+    metalearn::Maml<Obj> m(obj, o);
+    f(m);
+  }
+}
+
 template <class Obj>
 int run(const Obj& obj, const Args& a) {
   metalearn::Rng rng(1);
@@ -79,25 +117,23 @@ int run(const Obj& obj, const Args& a) {
   for (auto& t : tasks) sampler.sample(t);
   const long before = peak_rss_kib();
 
-  metalearn::MamlOptions o;
-  o.inner_lr = 0.01;
-  o.inner_steps = a.steps;
-  o.order = a.order == 1 ? metalearn::Order::first : metalearn::Order::second;
-  o.threads = a.threads;
-  metalearn::Maml<Obj> maml(obj, o);
   double loss = 0;
-  for (int m = 0; m < a.meta_steps; ++m) {
-    for (auto& t : tasks) sampler.sample(t);
-    loss += static_cast<double>(maml.meta_loss_and_gradient(theta, tasks, grad));
-    adam.step(theta, grad);
-  }
+  std::size_t bytes = 0;
+  with_algorithm(obj, a, [&](auto& algorithm) {
+    for (int m = 0; m < a.meta_steps; ++m) {
+      for (auto& t : tasks) sampler.sample(t);
+      loss += static_cast<double>(algorithm.meta_loss_and_gradient(theta, tasks, grad));
+      adam.step(theta, grad);
+    }
+    bytes = algorithm.bytes();
+  });
   const long peak = peak_rss_kib();
   std::printf(
-      "{\"order\": %d, \"steps\": %d, \"width\": %d, \"batch\": %d, \"threads\": %d, \"meta_steps\": %d, "
-      "\"parameters\": %ld, \"maml_bytes\": %zu, \"rss_before_kib\": %ld, \"rss_peak_kib\": %ld, "
+      "{\"algorithm\": \"%s\", \"order\": %d, \"steps\": %d, \"width\": %d, \"batch\": %d, \"threads\": %d, "
+      "\"meta_steps\": %d, \"parameters\": %ld, \"bytes\": %zu, \"rss_before_kib\": %ld, \"rss_peak_kib\": %ld, "
       "\"rss_growth_kib\": %ld, \"mean_meta_loss\": %.6g}\n",
-      a.order, a.steps, a.width, a.batch, a.threads, a.meta_steps, static_cast<long>(obj.parameter_count()),
-      maml.bytes(), before, peak, peak - before, loss / a.meta_steps);
+      a.algorithm.c_str(), a.algorithm == "maml" ? a.order : 0, a.steps, a.width, a.batch, a.threads, a.meta_steps,
+      static_cast<long>(obj.parameter_count()), bytes, before, peak, peak - before, loss / a.meta_steps);
   return 0;
 }
 

@@ -161,25 +161,29 @@ def maml_tables(doc):
 
 def memory_table(doc):
     rows = [
-        "| width | order | inner steps | parameters | maml.bytes() (KiB) | peak RSS before Maml (KiB) | peak RSS (KiB) | growth (KiB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| algorithm | width | order | inner steps | parameters | bytes() (KiB) | peak RSS before (KiB) | peak RSS (KiB) | growth (KiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     fits = []
     groups = {}
     for r in doc:
-        rows.append("| {width} | {order} | {steps} | {parameters} | {kib:.0f} | {rss_before_kib} | {rss_peak_kib} | {rss_growth_kib} |"
-                    .format(kib=r["maml_bytes"] / 1024, **r))
-        groups.setdefault((r["width"], r["order"]), []).append(r)
-    for (width, order), rs in groups.items():
+        r = dict(r)
+        r.setdefault("algorithm", "maml")
+        r.setdefault("bytes", r.get("maml_bytes", 0))  # reports before the family
+        order = r["order"] if r["order"] else "-"
+        rows.append("| {algorithm} | {width} | {o} | {steps} | {parameters} | {kib:.0f} | {rss_before_kib} | {rss_peak_kib} | {rss_growth_kib} |"
+                    .format(kib=r["bytes"] / 1024, o=order, **r))
+        groups.setdefault((r["algorithm"], r["width"], order), []).append(r)
+    for (algorithm, width, order), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["steps"])
         if len(rs) < 2:
             continue
         a, b = rs[0], rs[-1]
         dk = b["steps"] - a["steps"]
-        per_step = (b["maml_bytes"] - a["maml_bytes"]) / dk
+        per_step = (b["bytes"] - a["bytes"]) / dk
         rss_per_step = (b["rss_peak_kib"] - a["rss_peak_kib"]) * 1024 / dk
         theta = 4 * a["parameters"]
-        fits.append(f"- width {width}, order {order}: per inner step (K = {a['steps']} → {b['steps']}) maml.bytes() "
+        fits.append(f"- {algorithm}, width {width}, order {order}: per inner step (K = {a['steps']} → {b['steps']}) bytes() "
                     f"grows by {per_step / 1024:.1f} KiB = {per_step / theta:.2f} × θ ({theta / 1024:.1f} KiB), "
                     f"peak RSS by {rss_per_step / 1024:.1f} KiB = {rss_per_step / theta:.2f} × θ")
     return rows, fits
