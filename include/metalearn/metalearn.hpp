@@ -23,6 +23,7 @@
 #include <metalearn/model.hpp>
 
 #include <metalearn/nn/activation.hpp>
+#include <metalearn/nn/context.hpp>
 #include <metalearn/nn/dense.hpp>
 #include <metalearn/nn/init.hpp>
 #include <metalearn/nn/layer_norm.hpp>
@@ -31,6 +32,7 @@
 #include <metalearn/nn/objective.hpp>
 
 #include <metalearn/meta/anil.hpp>
+#include <metalearn/meta/cavia.hpp>
 #include <metalearn/meta/few_shot.hpp>
 #include <metalearn/meta/imaml.hpp>
 #include <metalearn/meta/maml.hpp>

@@ -1,12 +1,14 @@
 // After the first call, a meta-step (meta_loss_and_gradient and the optimizer update), adapt
 // and a whole trainer iteration do not touch the heap, on one thread and on several.
 #include <metalearn/meta/anil.hpp>
+#include <metalearn/meta/cavia.hpp>
 #include <metalearn/meta/imaml.hpp>
 #include <metalearn/meta/reptile.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/maml_plus_plus.hpp>
 #include <metalearn/meta/meta_sgd.hpp>
 #include <metalearn/meta/trainer.hpp>
+#include <metalearn/nn/context.hpp>
 #include <metalearn/nn/loss.hpp>
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>
@@ -132,8 +134,8 @@ TEST_CASE("allocation: none per meta-step of Meta-SGD, MAML++ and ANIL after the
   }
 }
 
-TEST_CASE("allocation: none per meta-step of Reptile and iMAML after the first, 1 and 2 threads",
-          "[reptile][imaml][allocation][threads]") {
+TEST_CASE("allocation: none per meta-step of Reptile, iMAML and CAVIA after the first, 1 and 2 threads",
+          "[reptile][imaml][cavia][allocation][threads]") {
   const auto obj = nn::Objective(PaperNet(), nn::MeanSquaredError{});
   auto check = [](auto& algorithm) {
     using S = float;
@@ -176,6 +178,10 @@ TEST_CASE("allocation: none per meta-step of Reptile and iMAML after the first, 
     io.threads = threads;
     metalearn::Imaml imaml(obj, io);
     check(imaml);
+    metalearn::CaviaOptions co;
+    co.threads = threads;
+    metalearn::Cavia cavia(nn::Context(obj, 5), co);
+    check(cavia);
   }
 }
 

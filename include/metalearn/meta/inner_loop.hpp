@@ -47,6 +47,14 @@ enum class Order {
 
 namespace detail {
 
+/// Whether an algorithm post-processes each task's meta-gradient (`void
+/// finish_task_gradient(VectorRef<S>) const`: CAVIA zeroes the initial context's and clamps).
+template <class D, class S, class = void>
+struct has_finish_task_gradient : std::false_type {};
+template <class D, class S>
+struct has_finish_task_gradient<D, S, std::void_t<decltype(std::declval<const D&>().finish_task_gradient(std::declval<VectorRef<S>>()))>>
+    : std::true_type {};
+
 template <class D, class = void>
 struct has_frozen_prefix_member : std::false_type {};
 template <class D>
@@ -328,6 +336,14 @@ class GradientInnerLoop {
   /// once per meta-step, and the model does not again.
   Scalar task_meta_gradient(ConstVectorRef<Scalar> meta, const Task& task, Workspace& wk,
                             VectorRef<Scalar> grad) const {
+    const Scalar loss = swept_task_meta_gradient(meta, task, wk, grad);
+    if constexpr (has_finish_task_gradient<Derived, Scalar>::value) derived().finish_task_gradient(grad);
+    return loss;
+  }
+
+ private:
+  Scalar swept_task_meta_gradient(ConstVectorRef<Scalar> meta, const Task& task, Workspace& wk,
+                                  VectorRef<Scalar> grad) const {
     if constexpr (model_traits<Model>::has_frozen_prefix) {
       if (frozen() > 0 && derived().extra_count() == 0 && settings().order != Order::second_finite_difference)
         return frozen_task_meta_gradient(meta, task, wk, grad);  // (it learns no rates)

@@ -1,0 +1,192 @@
+#pragma once
+/// @file
+/// @brief Context parameters (CAVIA, Zintgraf et al. 2019): a vector φ ∈ ℝᶜ appended to every
+/// input of a batch. Appending φ to the input x of a first layer W [x; φ] + b is the same as
+/// adding W_φ φ to its bias, so the adaptor keeps the model's passes on the original inputs
+/// and shifts one bias group:
+///   θ_ctx = [θ; W_φ; φ],   L(θ_ctx) = ℓ(θ'),   θ' = θ with b ← b + W_φ φ,
+/// with W_φ (n × c, column-major) learned beside θ and φ the part CAVIA's inner loop adapts.
+/// Its derivatives follow from the inner model's at θ' (g' = ∇ℓ, u = ∇²ℓ v'):
+///   ∇_θ = g',  ∇_{W_φ} = g'_b φᵀ,  ∇_φ = W_φᵀ g'_b;
+///   H v, with v' = v_θ + (V_φ φ + W_φ v_φ) in the b slot:
+///   [u;  u_b φᵀ + g'_b v_φᵀ;  W_φᵀ u_b + V_φᵀ g'_b]      (docs/derivations.md, "CAVIA").
+
+#include <metalearn/core/error.hpp>
+#include <metalearn/core/random.hpp>
+#include <metalearn/core/types.hpp>
+#include <metalearn/model.hpp>
+
+#include <cmath>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace metalearn::nn {
+
+namespace detail {
+template <class M, class = void>
+struct has_describe : std::false_type {};
+template <class M>
+struct has_describe<M, std::void_t<decltype(std::declval<const M&>().describe())>> : std::true_type {};
+}  // namespace detail
+
+/// A model `M` (metalearn/model.hpp) with `c` context parameters fed to every example, as an
+/// input appended to each column: a model of the contract itself, whose θ is M's θ, then W_φ
+/// (the first layer's weights of the context inputs), then φ. The groups are M's, then
+/// "context W" and "context".
+template <class M>
+class Context {
+  static_assert(check_model<M>());
+  static constexpr bool kHvp = model_traits<M>::has_hessian_vector_product;
+  static constexpr bool kCached = model_traits<M>::has_cached_hessian_vector_product;
+
+ public:
+  using Scalar = typename M::Scalar;  ///< float or double
+  using Batch = typename M::Batch;    ///< M's batch (without the context: the adaptor adds it)
+
+  /// M's workspace and the adaptor's vectors (θ', g', v', u), grown on first use.
+  struct Workspace {
+    typename M::Workspace inner{};
+    Vector<Scalar> theta, g, v, u;
+  };
+
+  /// `model` with `context` (≥ 1) parameters shifting the bias group named `bias` (for
+  /// nn::Objective the first layer's, "layer 1 b"). Throws `invalid_argument` for c < 1 or a
+  /// model without that group.
+  Context(M model, Index context, const std::string& bias = "layer 1 b")
+      : model_(std::move(model)), c_(context) {
+    constexpr const char* where = "nn::Context";
+    if (context < 1) metalearn::detail::fail(where, "the context size must be >= 1, got ", context);
+    const std::vector<ParameterGroup> groups = metalearn::parameter_groups(model_);
+    std::string known;
+    for (const ParameterGroup& g : groups) {
+      if (g.name == bias) {
+        b_off_ = g.offset;
+        n_ = g.size;
+      }
+      known += (known.empty() ? "'" : ", '") + g.name + "'";
+    }
+    if (n_ == 0) metalearn::detail::fail(where, "the model has no parameter group '", bias, "'; its groups are ", known);
+    p_ = model_.parameter_count();
+  }
+
+  /// The inner model.
+  const M& model() const { return model_; }
+  /// c, the length of φ.
+  Index context_size() const { return c_; }
+  /// Where φ begins in θ_ctx (its last c entries).
+  Index context_offset() const { return p_ + n_ * c_; }
+  /// P + n c + c.
+  Index parameter_count() const { return p_ + n_ * c_ + c_; }
+
+  /// M's initialisation for θ; W_φ ~ U(−a, a), a = √(6 / (n + c)) (Glorot over the context's
+  /// fan-in and the layer's width); φ = 0.
+  void initialize(VectorRef<Scalar> theta, Rng& rng) const {
+    metalearn::detail::check_size("nn::Context::initialize", "theta", theta.size(), parameter_count());
+    model_.initialize(theta.head(p_), rng);
+    const double a = std::sqrt(6.0 / static_cast<double>(n_ + c_));
+    for (Index i = 0; i < n_ * c_; ++i) theta[p_ + i] = static_cast<Scalar>(rng.uniform(-a, a));
+    theta.tail(c_).setZero();
+  }
+
+  /// M's groups, then "context W" (W_φ) and "context" (φ).
+  std::vector<ParameterGroup> parameter_groups() const {
+    std::vector<ParameterGroup> groups = metalearn::parameter_groups(model_);
+    groups.push_back({"context W", p_, n_ * c_});
+    groups.push_back({"context", context_offset(), c_});
+    return groups;
+  }
+
+  /// "<M's description> + context 5 on layer 1 b".
+  std::string describe() const {
+    std::string inner = "model with " + std::to_string(p_) + " parameters";
+    if constexpr (detail::has_describe<M>::value) inner = model_.describe();
+    return inner + " + context " + std::to_string(c_);
+  }
+
+  /// L(θ_ctx) and its gradient.
+  Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad,
+                           Workspace& ws) const {
+    constexpr const char* where = "nn::Context::loss_and_gradient";
+    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    metalearn::detail::check_size(where, "grad", grad.size(), parameter_count());
+    shifted(theta, ws);
+    if (ws.g.size() != p_) ws.g.resize(p_);
+    const Scalar loss = model_.loss_and_gradient(ws.theta, batch, ws.g, ws.inner);  // ℓ(θ'), g'
+    grad.head(p_) = ws.g;                                                             // ∇_θ = g'
+    weights_of(grad).noalias() = ws.g.segment(b_off_, n_) * theta.tail(c_).transpose();  // ∇_{W_φ} = g'_b φᵀ
+    grad.tail(c_).noalias() = weights_of(theta).transpose() * ws.g.segment(b_off_, n_);   // ∇_φ = W_φᵀ g'_b
+    return loss;
+  }
+
+  /// ∇²L(θ_ctx) v (when M has an exact Hessian-vector product).
+  template <class MM = M, std::enable_if_t<model_traits<MM>::has_hessian_vector_product, int> = 0>
+  void hessian_vector_product(ConstVectorRef<Scalar> theta, const Batch& batch, ConstVectorRef<Scalar> v,
+                              VectorRef<Scalar> hv, Workspace& ws) const {
+    constexpr const char* where = "nn::Context::hessian_vector_product";
+    metalearn::detail::check_size(where, "v", v.size(), parameter_count());
+    metalearn::detail::check_size(where, "hv", hv.size(), parameter_count());
+    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    shifted(theta, ws);
+    if (ws.g.size() != p_) ws.g.resize(p_);
+    model_.loss_and_gradient(ws.theta, batch, ws.g, ws.inner);  // g' (the product needs g'_b)
+    direction(theta, v, ws);
+    model_.hessian_vector_product(ws.theta, batch, ws.v, ws.u, ws.inner);  // u = ∇²ℓ(θ') v'
+    assemble(theta, v, hv, ws);
+  }
+
+  /// The same reusing the last gradient pass in `ws` (θ and the batch unchanged since), with
+  /// M's cached product; called by the library's algorithms only (CachedPassKey).
+  template <class MM = M, std::enable_if_t<model_traits<MM>::has_cached_hessian_vector_product, int> = 0>
+  void cached_hessian_vector_product(ConstVectorRef<Scalar> theta, const Batch& batch, ConstVectorRef<Scalar> v,
+                                     VectorRef<Scalar> hv, Workspace& ws, CachedPassKey key) const {
+    direction(theta, v, ws);
+    model_.cached_hessian_vector_product(ws.theta, batch, ws.v, ws.u, ws.inner, key);  // u = ∇²ℓ(θ') v'
+    assemble(theta, v, hv, ws);
+  }
+
+  /// M's outputs for `inputs` at θ' (the context appended to every column).
+  template <class MM = M, std::enable_if_t<model_traits<MM>::has_predict, int> = 0>
+  void predict(ConstVectorRef<Scalar> theta, ConstMatrixRef<Scalar> inputs, MatrixRef<Scalar> outputs,
+               Workspace& ws) const {
+    metalearn::detail::check_size("nn::Context::predict", "theta", theta.size(), parameter_count());
+    shifted(theta, ws);
+    model_.predict(ws.theta, inputs, outputs, ws.inner);
+  }
+
+ private:
+  using WeightsMap = Eigen::Map<Matrix<Scalar>>;
+  using ConstWeightsMap = Eigen::Map<const Matrix<Scalar>>;
+  WeightsMap weights_of(VectorRef<Scalar> x) const { return WeightsMap(x.data() + p_, n_, c_); }
+  ConstWeightsMap weights_of(ConstVectorRef<Scalar> x) const { return ConstWeightsMap(x.data() + p_, n_, c_); }
+
+  // ws.theta = θ' (θ with b + W_φ φ)
+  void shifted(ConstVectorRef<Scalar> theta, Workspace& ws) const {
+    if (ws.theta.size() != p_) ws.theta.resize(p_);
+    ws.theta = theta.head(p_);
+    ws.theta.segment(b_off_, n_).noalias() += weights_of(theta) * theta.tail(c_);  // b + W_φ φ
+  }
+  // ws.v = v' = v_θ + (V_φ φ + W_φ v_φ) in the b slot
+  void direction(ConstVectorRef<Scalar> theta, ConstVectorRef<Scalar> v, Workspace& ws) const {
+    if (ws.v.size() != p_) ws.v.resize(p_);
+    if (ws.u.size() != p_) ws.u.resize(p_);
+    ws.v = v.head(p_);
+    ws.v.segment(b_off_, n_).noalias() += weights_of(v) * theta.tail(c_);  // + V_φ φ
+    ws.v.segment(b_off_, n_).noalias() += weights_of(theta) * v.tail(c_);  // + W_φ v_φ
+  }
+  // hv from u = ∇²ℓ v' and g' (ws.g)
+  void assemble(ConstVectorRef<Scalar> theta, ConstVectorRef<Scalar> v, VectorRef<Scalar> hv, Workspace& ws) const {
+    hv.head(p_) = ws.u;                                                                   // u
+    auto hw = weights_of(hv);
+    hw.noalias() = ws.u.segment(b_off_, n_) * theta.tail(c_).transpose();                // u_b φᵀ
+    hw.noalias() += ws.g.segment(b_off_, n_) * v.tail(c_).transpose();                   // + g'_b v_φᵀ
+    hv.tail(c_).noalias() = weights_of(theta).transpose() * ws.u.segment(b_off_, n_);    // W_φᵀ u_b
+    hv.tail(c_).noalias() += weights_of(v).transpose() * ws.g.segment(b_off_, n_);       // + V_φᵀ g'_b
+  }
+
+  M model_;
+  Index c_ = 0, p_ = 0, b_off_ = 0, n_ = 0;
+};
+
+}  // namespace metalearn::nn

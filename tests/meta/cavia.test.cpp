@@ -1,0 +1,235 @@
+// CAVIA (meta/cavia.hpp) and the context adaptor (nn/context.hpp): the adaptor's gradient and
+// Hessian-vector product against central differences and against the network with the context
+// appended to its inputs; CAVIA's meta-gradient against central differences of the meta-loss
+// recomputed naively; threads, the per-task clamp and bad input.
+#include <metalearn/check/derivatives.hpp>
+#include <metalearn/check/meta_gradient.hpp>
+#include <metalearn/meta/cavia.hpp>
+#include <metalearn/nn/context.hpp>
+#include <metalearn/nn/loss.hpp>
+#include <metalearn/nn/mlp.hpp>
+#include <metalearn/nn/objective.hpp>
+#include <metalearn/tasks/sine.hpp>
+
+#include <catch.hpp>
+#include <test_support.hpp>
+
+#include <string>
+#include <vector>
+
+namespace nn = metalearn::nn;
+using metalearn::Cavia;
+using metalearn::CaviaOptions;
+using metalearn::Index;
+using metalearn::Matrix;
+using metalearn::Order;
+using metalearn::Rng;
+using metalearn::Vector;
+
+namespace {
+
+using Regression = nn::Objective<nn::Mlp<double>, nn::MeanSquaredError>;
+
+template <class S>
+std::vector<typename metalearn::tasks::SineTasks<S>::Task> sine_tasks(std::uint64_t seed, Index count, Index shots) {
+  typename metalearn::tasks::SineTasks<S>::Options o;
+  o.support = shots;
+  o.query = shots + 3;
+  metalearn::tasks::SineTasks<S> sampler(seed, o);
+  std::vector<typename metalearn::tasks::SineTasks<S>::Task> tasks(static_cast<std::size_t>(count));
+  for (auto& t : tasks) sampler.sample(t);
+  return tasks;
+}
+
+// θ_ctx with a nonzero context, so every term of the derivatives is exercised.
+template <class Ctx>
+Vector<double> random_context_theta(const Ctx& model, Rng& rng) {
+  Vector<double> theta(model.parameter_count());
+  model.initialize(theta, rng);
+  theta += mlt::random_vector<double>(theta.size(), rng, 0.1);
+  theta.tail(model.context_size()) = mlt::random_vector<double>(model.context_size(), rng, 0.7);
+  return theta;
+}
+
+}  // namespace
+
+TEST_CASE("nn::Context: gradient and Hessian-vector product match central differences", "[cavia][gradient]") {
+  Rng rng(31);
+  for (const nn::Activation& act : {nn::Activation(nn::Tanh{}), nn::Activation(nn::Softplus{})})
+    for (Index c : {1, 3}) {
+      const Index in = 1 + static_cast<Index>(rng.uniform_index(3)), h1 = 3 + static_cast<Index>(rng.uniform_index(5)),
+                  h2 = 2 + static_cast<Index>(rng.uniform_index(4)), out = 1 + static_cast<Index>(rng.uniform_index(2));
+      const nn::Context model(Regression(nn::Mlp<double>({in, h1, h2, out}, {act, act, nn::Identity{}}), {}), c);
+      INFO(model.describe());
+      const Vector<double> theta = random_context_theta(model, rng);
+      const auto batch = mlt::regression_batch<double>(in, out, 7, rng);
+      const auto g = metalearn::check::gradient(model, theta, batch);
+      INFO(g.report());
+      CHECK(g.ok);
+      const Vector<double> v = mlt::random_vector<double>(theta.size(), rng, 1.0);
+      const auto hv = metalearn::check::hessian_vector_product(model, theta, batch, v);
+      INFO(hv.report());
+      CHECK(hv.ok);
+    }
+}
+
+TEST_CASE("nn::Context equals the network with the context appended to every input", "[cavia]") {
+  Rng rng(32);
+  const Index in = 2, h = 5, c = 3, n = 6;
+  const Regression base(nn::Mlp<double>({in, h, 4, 1}, nn::Tanh{}), {});
+  const nn::Context model(base, c);
+  const Regression wide(nn::Mlp<double>({in + c, h, 4, 1}, nn::Tanh{}), {});
+  const Vector<double> theta = random_context_theta(model, rng);
+  // the wide network's θ: its first layer's W = [W_x | W_φ] (column-major, so W_φ follows W_x), then the rest
+  const Index p = base.parameter_count(), wx = h * in;
+  Vector<double> wide_theta(wide.parameter_count());
+  wide_theta << theta.head(wx), theta.segment(p, h * c), theta.segment(wx, p - wx);
+  const auto batch = mlt::regression_batch<double>(in, 1, n, rng);
+  metalearn::RegressionBatch<double> appended{Matrix<double>(in + c, n), batch.targets};
+  appended.inputs.topRows(in) = batch.inputs;
+  appended.inputs.bottomRows(c) = theta.tail(c).replicate(1, n);
+  typename decltype(model)::Workspace ws;
+  typename Regression::Workspace wide_ws;
+  Vector<double> g(theta.size()), wide_g(wide_theta.size());
+  const double loss = model.loss_and_gradient(theta, batch, g, ws);
+  const double wide_loss = wide.loss_and_gradient(wide_theta, appended, wide_g, wide_ws);
+  CHECK(loss == Catch::Approx(wide_loss).epsilon(1e-13));
+  // the gradients of the shared entries agree (W_x, W_φ, and the rest)
+  CHECK(mlt::max_error(Vector<double>(g.head(wx)), Vector<double>(wide_g.head(wx))) < 1e-13);
+  CHECK(mlt::max_error(Vector<double>(g.segment(p, h * c)), Vector<double>(wide_g.segment(wx, h * c))) < 1e-13);
+  CHECK(mlt::max_error(Vector<double>(g.segment(wx, p - wx)), Vector<double>(wide_g.tail(p - wx))) < 1e-13);
+  Matrix<double> y(1, n), wide_y(1, n);
+  model.predict(theta, batch.inputs, y, ws);
+  wide.predict(wide_theta, appended.inputs, wide_y, wide_ws);
+  CHECK((y - wide_y).cwiseAbs().maxCoeff() < 1e-13);
+  CHECK(model.parameter_groups().back().name == "context");
+}
+
+TEST_CASE("CAVIA: the meta-gradient matches central differences of the meta-loss recomputed naively",
+          "[cavia][gradient]") {
+  Rng rng(33);
+  for (const nn::Activation& act : {nn::Activation(nn::Tanh{}), nn::Activation(nn::Relu{})})
+    for (Order order : {Order::first, Order::second})
+      for (int steps : {1, 2, 3}) {
+        const nn::Context model(Regression(nn::Mlp<double>({1, 7, 6, 1}, act), {}), 4);
+        CaviaOptions o;
+        o.order = order;
+        o.inner_steps = steps;
+        o.inner_lr = 0.3;
+        o.task_clip = 0;  // the clamp is tested below
+        Cavia cavia(model, o);
+        INFO(cavia.describe());
+        Vector<double> theta(cavia.parameter_count());
+        cavia.initialize(theta, rng);
+        theta.head(theta.size() - 4) += mlt::random_vector<double>(theta.size() - 4, rng, 0.1);
+        const auto tasks = sine_tasks<double>(40 + static_cast<std::uint64_t>(steps), 3, 6);
+        // φ₀ = 0 whatever meta's context entries hold; φ descends its own gradient; the query loss at φ_K
+        auto naive = [&](const Vector<double>& meta) {
+          typename decltype(model)::Workspace ws;
+          double total = 0;
+          for (const auto& t : tasks) {
+            Vector<double> th = meta, g(meta.size());
+            th.tail(4).setZero();
+            for (int k = 0; k < steps; ++k) {
+              model.loss_and_gradient(th, t.support, g, ws);
+              th.tail(4) -= o.inner_lr * g.tail(4);
+            }
+            total += model.loss_and_gradient(th, t.query, g, ws);
+          }
+          return total / static_cast<double>(tasks.size());
+        };
+        if (order == Order::second) {
+          const auto r = metalearn::check::meta_gradient(cavia, theta, tasks, naive);
+          INFO(r.report());
+          CHECK(r.ok);
+        } else {  // first order: the query gradient at φ_K, its context entries 0
+          Vector<double> g(theta.size()), expected = Vector<double>::Zero(theta.size()), gq(theta.size());
+          cavia.meta_loss_and_gradient(theta, tasks, g);
+          typename decltype(model)::Workspace ws;
+          for (const auto& t : tasks) {
+            Vector<double> th = theta, gs(theta.size());
+            for (int k = 0; k < steps; ++k) {
+              model.loss_and_gradient(th, t.support, gs, ws);
+              th.tail(4) -= o.inner_lr * gs.tail(4);
+            }
+            model.loss_and_gradient(th, t.query, gq, ws);
+            expected += gq;
+          }
+          expected /= static_cast<double>(tasks.size());
+          expected.tail(4).setZero();
+          CHECK(mlt::max_error(g, expected) < 1e-12);
+        }
+      }
+}
+
+TEST_CASE("CAVIA: threads bit-identical; each task's meta-gradient clamped before the mean", "[cavia][threads]") {
+  const nn::Context model(nn::Objective(nn::Mlp<float>({1, 40, 40, 1}, nn::Relu{}), nn::MeanSquaredError{}), 5);
+  const auto tasks = sine_tasks<float>(7, 25, 10);
+  std::vector<Vector<float>> grads;
+  for (int threads : {1, 2, 3}) {
+    CaviaOptions o;
+    o.threads = threads;
+    Cavia cavia(model, o);
+    Rng rng(3);
+    Vector<float> theta(cavia.parameter_count()), g(cavia.parameter_count());
+    cavia.initialize(theta, rng);
+    cavia.meta_loss_and_gradient(theta, tasks, g);
+    grads.push_back(g);
+  }
+  CHECK(grads[1] == grads[0]);
+  CHECK(grads[2] == grads[0]);
+
+  CaviaOptions loose, tight;
+  loose.task_clip = 0;
+  tight.task_clip = 1e-3;
+  Cavia a(model, loose), b(model, tight);
+  Rng rng(3);
+  Vector<float> theta(a.parameter_count()), g(theta.size()), clamped(theta.size()), one(theta.size());
+  a.initialize(theta, rng);
+  b.meta_loss_and_gradient(theta, tasks, clamped);
+  Vector<double> expected = Vector<double>::Zero(theta.size());
+  for (const auto& t : tasks) {
+    std::vector<std::decay_t<decltype(t)>> single{t};
+    a.meta_loss_and_gradient(theta, single, one);
+    expected += one.cast<double>().cwiseMax(-1e-3).cwiseMin(1e-3);
+  }
+  expected /= 25.0;
+  CHECK((clamped.cast<double>() - expected).cwiseAbs().maxCoeff() < 1e-8);
+  CHECK(clamped.cwiseAbs().maxCoeff() <= 1e-3f);
+  a.meta_loss_and_gradient(theta, tasks, g);
+  CHECK(g.cwiseAbs().maxCoeff() > 1e-2f);  // the clamp was active
+  CHECK(g.tail(5).isZero(0));              // φ₀ is not learned
+}
+
+TEST_CASE("CAVIA and nn::Context refuse bad options and input, naming them", "[cavia][bad_input]") {
+  const Regression base(nn::Mlp<double>({1, 4, 1}, nn::Tanh{}), {});
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const metalearn::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no exception)");
+  };
+  CHECK_THAT(message([&] { nn::Context m(base, 0); }), mlt::contains("context size must be >= 1, got 0"));
+  CHECK_THAT(message([&] { nn::Context m(base, 2, "layer 9 b"); }),
+             mlt::contains("no parameter group 'layer 9 b'; its groups are 'layer 1 W', 'layer 1 b'"));
+  CHECK_THAT(message([&] { Cavia c(base); }), mlt::contains("no parameter group named 'context'"));
+  const nn::Context model(base, 2);
+  CaviaOptions o;
+  o.task_clip = -1;
+  CHECK_THAT(message([&] { Cavia c(model, o); }), mlt::contains("Cavia: task_clip must be finite and >= 0, got -1"));
+  o = {};
+  o.inner_lr = 0;
+  CHECK_THAT(message([&] { Cavia c(model, o); }), mlt::contains("Cavia: inner_lr must be finite and > 0, got 0"));
+  Cavia cavia(model);
+  Rng rng(1);
+  Vector<double> theta(cavia.parameter_count());
+  cavia.initialize(theta, rng);
+  theta[theta.size() - 1] = 0.5;
+  const auto tasks = sine_tasks<double>(1, 2, 5);
+  Vector<double> g = Vector<double>::Constant(theta.size(), 7.0);
+  CHECK_THAT(message([&] { cavia.meta_loss_and_gradient(theta, tasks, g); }),
+             mlt::contains("context entries of the meta-parameters (21 to 22) must be 0"));
+  CHECK((g.array() == 7.0).all());
+}
