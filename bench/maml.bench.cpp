@@ -6,12 +6,12 @@
 //       the bare Eigen products of that meta-step (one thread)
 //   maml/sample/batch:<B>, maml/adam/width:<w>
 //       the two parts of a meta-step that are not MAML: drawing the tasks, the Adam update
-//   family/step/algorithm:<meta-sgd|maml++|anil|reptile|imaml>/order:<1|2>/steps:<K>/width:<w>/batch:<B>/threads:<T>
+//   family/step/algorithm:<meta-sgd|maml++|anil|reptile|imaml|cavia>/order:<1|2>/steps:<K>/width:<w>/batch:<B>/threads:<T>
 //       the same meta-step with Meta-SGD (learned per-parameter rates), MAML++ (learned
 //       per-step, per-group rates), ANIL (the last layer adapted), Reptile (SGD on the support
-//       set; order 1: compared with first-order MAML) or iMAML (λ = 1, 5 CG iterations; order 2:
-//       compared with second-order MAML); counters x_maml (its time
-//       over MAML's meta-step of the same configuration, in alternating rounds, 1 thread) or
+//       set; order 1: compared with first-order MAML), iMAML (λ = 1, 5 CG iterations; order 2:
+//       compared with second-order MAML) or CAVIA (5 context inputs, adapted alone); counters
+//       x_maml (its time over MAML's meta-step of the same configuration, in alternating rounds, 1 thread) or
 //       speedup and ceiling (2 threads), x_floor against MAML's floor, and bytes
 // Network 1-w-w-1 ReLU, mean squared error, K = 10 support and 10 query examples, α = 0.01,
 // float. Width 40 is the paper's network with compile-time sizes; width 256 is a run-time
@@ -25,11 +25,13 @@
 
 #include <metalearn/core/random.hpp>
 #include <metalearn/meta/anil.hpp>
+#include <metalearn/meta/cavia.hpp>
 #include <metalearn/meta/imaml.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/maml_plus_plus.hpp>
 #include <metalearn/meta/meta_sgd.hpp>
 #include <metalearn/meta/reptile.hpp>
+#include <metalearn/nn/context.hpp>
 #include <metalearn/nn/loss.hpp>
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>
@@ -58,7 +60,7 @@ using Sampler = metalearn::tasks::SineTasks<S>;
 constexpr Index kExamples = 10;  // support and query examples per task (the sampler's default)
 constexpr double kInnerLr = 0.01;
 
-enum class Kind { maml, meta_sgd, maml_pp, anil, reptile, imaml };
+enum class Kind { maml, meta_sgd, maml_pp, anil, reptile, imaml, cavia };
 const char* kind_name(Kind k) {
   switch (k) {
     case Kind::meta_sgd: return "meta-sgd";
@@ -66,6 +68,7 @@ const char* kind_name(Kind k) {
     case Kind::anil: return "anil";
     case Kind::reptile: return "reptile";
     case Kind::imaml: return "imaml";
+    case Kind::cavia: return "cavia";
     default: return "maml";
   }
 }
@@ -135,6 +138,13 @@ A make(const Obj& obj, const Config& c) {
     o.inner_steps = c.steps;
     o.threads = c.threads;
     return A(obj, o);
+  } else if constexpr (std::is_same_v<A, metalearn::Cavia<nn::Context<Obj>>>) {  // 5 context inputs
+    metalearn::CaviaOptions o;
+    o.inner_lr = kInnerLr;
+    o.inner_steps = c.steps;
+    o.order = order;
+    o.threads = c.threads;
+    return A(nn::Context<Obj>(obj, 5), o);
   } else if constexpr (std::is_same_v<A, metalearn::Anil<Obj>>) {
     metalearn::AnilOptions o;
     o.inner_lr = kInnerLr;
@@ -296,6 +306,7 @@ void bm_family_kind(benchmark::State& state, const Obj& obj, const Config& c) {
     case Kind::maml_pp: return bm_family<Floor, metalearn::MamlPlusPlus<Obj>>(state, obj, c);
     case Kind::reptile: return bm_family<Floor, metalearn::Reptile<Obj>>(state, obj, c);
     case Kind::imaml: return bm_family<Floor, metalearn::Imaml<Obj>>(state, obj, c);
+    case Kind::cavia: return bm_family<Floor, metalearn::Cavia<nn::Context<Obj>>>(state, obj, c);
     default: return bm_family<Floor, metalearn::Anil<Obj>>(state, obj, c);
   }
 }
@@ -399,7 +410,8 @@ void register_benchmarks() {
           }
   // Reptile beside first-order MAML and iMAML (5 CG iterations) beside second-order MAML, each of
   // the same inner steps (the row's order is the MAML it is compared with).
-  for (Kind kind : {Kind::reptile, Kind::imaml})
+  // CAVIA (5 context inputs, second order) beside second-order MAML.
+  for (Kind kind : {Kind::reptile, Kind::imaml, Kind::cavia})
     for (int width : {40, 256})
       for (int steps : {1, 5})
         for (const auto& [batch, threads] : {std::pair{25, 1}, std::pair{25, 2}}) {

@@ -2,11 +2,13 @@
 // What the examples share: command-line numbers, the --algorithm choice, JSON values, and SVG
 // line charts.
 #include <metalearn/meta/anil.hpp>
+#include <metalearn/meta/cavia.hpp>
 #include <metalearn/meta/imaml.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/maml_plus_plus.hpp>
 #include <metalearn/meta/meta_sgd.hpp>
 #include <metalearn/meta/reptile.hpp>
+#include <metalearn/nn/context.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -95,7 +97,7 @@ inline void write_file(const std::string& program, const std::string& path, cons
 }
 
 /// The meta-learning algorithms the examples offer (`--algorithm`), all on one inner loop.
-enum class Algorithm { maml, meta_sgd, maml_pp, anil, reptile, imaml };
+enum class Algorithm { maml, meta_sgd, maml_pp, anil, reptile, imaml, cavia };
 
 /// "maml", "meta-sgd", "maml++", "anil": the flag's values.
 inline const char* algorithm_key(Algorithm a) {
@@ -105,6 +107,7 @@ inline const char* algorithm_key(Algorithm a) {
     case Algorithm::anil: return "anil";
     case Algorithm::reptile: return "reptile";
     case Algorithm::imaml: return "imaml";
+    case Algorithm::cavia: return "cavia";
     default: return "maml";
   }
 }
@@ -116,15 +119,16 @@ inline const char* algorithm_label(Algorithm a) {
     case Algorithm::anil: return "ANIL";
     case Algorithm::reptile: return "Reptile";
     case Algorithm::imaml: return "iMAML";
+    case Algorithm::cavia: return "CAVIA";
     default: return "MAML";
   }
 }
 /// The algorithm named `text` of `flag`; throws UsageError otherwise.
 inline Algorithm parse_algorithm(const std::string& flag, const std::string& text) {
   for (Algorithm a : {Algorithm::maml, Algorithm::meta_sgd, Algorithm::maml_pp, Algorithm::anil, Algorithm::reptile,
-                      Algorithm::imaml})
+                      Algorithm::imaml, Algorithm::cavia})
     if (text == algorithm_key(a)) return a;
-  throw UsageError(flag + " expects maml, meta-sgd, maml++, anil, reptile or imaml, got '" + text + "'");
+  throw UsageError(flag + " expects maml, meta-sgd, maml++, anil, reptile, imaml or cavia, got '" + text + "'");
 }
 
 /// The settings of the inner loop that every algorithm shares, and each one's own.
@@ -141,6 +145,8 @@ struct InnerLoopFlags {
   double lambda = 1.0;                  // iMAML: the proximal term's strength
   int cg_iterations = 5;                // iMAML: conjugate-gradient iterations
   double inner_clip = 0;                // iMAML: clip each entry of the inner direction (0: off)
+  long context = 5;                     // CAVIA: context parameters appended to the inputs
+  double task_clip = 10;                // CAVIA: clamp of each task's meta-gradient (0: off)
   int threads = 1;
 };
 
@@ -189,6 +195,16 @@ decltype(auto) with_algorithm(const InnerLoopFlags& c, const Model& model, F&& f
       o.inner_clip.value = c.inner_clip;
       o.threads = c.threads;
       metalearn::Imaml<Model> a(model, o);
+      return f(a);
+    }
+    case Algorithm::cavia: {
+      metalearn::CaviaOptions o;
+      o.inner_lr = c.inner_lr;
+      o.inner_steps = c.inner_steps;
+      o.order = order;
+      o.task_clip = c.task_clip;
+      o.threads = c.threads;
+      metalearn::Cavia<metalearn::nn::Context<Model>> a(metalearn::nn::Context<Model>(model, c.context), o);
       return f(a);
     }
     case Algorithm::anil: {

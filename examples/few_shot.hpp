@@ -217,6 +217,9 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     throw UsageError("--inner-lr-max must be >= --inner-lr (the range of the initial rates)");
   if ((c.first_order_iterations > 0 || c.multi_step_iterations > 0) && c.algorithm != examples::Algorithm::maml_pp)
     throw UsageError("--first-order-iterations and --multi-step-iterations are MAML++'s (--algorithm maml++)");
+  if (c.algorithm == examples::Algorithm::cavia)
+    throw UsageError("--algorithm cavia is the sine example's; few_shot offers maml, meta-sgd, maml++, anil, reptile "
+                     "and imaml");
   if ((c.inner_batch > 0 || c.inner_adam) && c.algorithm != examples::Algorithm::reptile)
     throw UsageError("--inner-batch and --inner-optimizer are Reptile's (--algorithm reptile)");
   if ((c.lambda != 1.0 || c.cg_iterations != 5) && c.algorithm != examples::Algorithm::imaml)

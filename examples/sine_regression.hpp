@@ -50,6 +50,8 @@ struct Config {
   double lambda = 1.0;              // iMAML: the proximal term's strength
   int cg_iterations = 5;            // iMAML: conjugate-gradient iterations
   double inner_clip = 0;            // iMAML: clip each entry of the inner direction (0: off)
+  long context = 5;                 // CAVIA: context parameters appended to the inputs
+  double task_clip = 10;            // CAVIA: clamp of each task's meta-gradient (0: off)
   double meta_lr = 0.001;         // Adam's learning rate
   int meta_batch = 25;            // tasks per meta-iteration
   int shots = 10;                 // K support (and query) points per training task
@@ -80,6 +82,8 @@ struct Config {
     f.lambda = lambda;
     f.cg_iterations = cg_iterations;
     f.inner_clip = inner_clip;
+    f.context = context;
+    f.task_clip = task_clip;
     f.threads = threads;
     return f;
   }
@@ -92,7 +96,7 @@ inline std::string usage() {
 
 usage: sine_regression [flags]
   --iterations N     meta-iterations, and baseline iterations  (default 70000)
-  --algorithm A      maml, meta-sgd, maml++, anil, reptile or imaml (default maml)
+  --algorithm A      maml, meta-sgd, maml++, anil, reptile, imaml or cavia (default maml)
   --protocol P       maml: the MAML paper's tasks y = A sin(x - phi), A in [0.1, 5],
                      phi in [0, pi], and its numbers beside ours; meta-sgd: Meta-SGD's
                      y = A sin(w x + b), w in [0.8, 1.2], b in [0, pi], and its Table 1
@@ -117,6 +121,9 @@ usage: sine_regression [flags]
   --cg-iterations N  iMAML: conjugate-gradient iterations       (default 5)
   --inner-clip X     iMAML: clip each entry of the inner step's direction to [-X, X]
                      (the solution it converges to is unchanged) (default: off)
+  --context N        CAVIA: context parameters appended to the inputs, adapted by the
+                     inner loop from 0 (the authors: 5; use --inner-lr 1) (default 5)
+  --task-clip X      CAVIA: clamp each task's meta-gradient to [-X, X], 0: off (default 10)
   --meta-lr X        Adam learning rate                          (default 0.001)
   --meta-batch N     tasks per meta-iteration                    (default 25)
   --shots K          support and query points per training task  (default 10)
@@ -175,6 +182,8 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     } else if (flag == "--lambda") c.lambda = detail::parse_real(flag, v);
     else if (flag == "--cg-iterations") c.cg_iterations = static_cast<int>(detail::parse_integer(flag, v, 1, 100000));
     else if (flag == "--inner-clip") c.inner_clip = detail::parse_real(flag, v);
+    else if (flag == "--context") c.context = detail::parse_integer(flag, v, 1, 100000);
+    else if (flag == "--task-clip") c.task_clip = detail::parse_real(flag, v);
     else if (flag == "--order") c.order = static_cast<int>(detail::parse_integer(flag, v, 1, 2));
     else if (flag == "--inner-steps") c.inner_steps = static_cast<int>(detail::parse_integer(flag, v, 1, 1000));
     else if (flag == "--inner-lr") c.inner_lr = detail::parse_real(flag, v);
@@ -217,6 +226,9 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
   if ((c.lambda != 1.0 || c.cg_iterations != 5 || c.inner_clip != 0) && c.algorithm != examples::Algorithm::imaml)
     throw UsageError("--lambda, --cg-iterations and --inner-clip are iMAML's (--algorithm imaml)");
   if (!(c.inner_clip >= 0)) throw UsageError("--inner-clip must be >= 0");
+  if ((c.context != 5 || c.task_clip != 10) && c.algorithm != examples::Algorithm::cavia)
+    throw UsageError("--context and --task-clip are CAVIA's (--algorithm cavia)");
+  if (!(c.task_clip >= 0)) throw UsageError("--task-clip must be >= 0");
   return true;
 }
 
@@ -238,6 +250,7 @@ inline std::string training_signature(const Config& c) {
   if (c.inner_adam) out << "\n--inner-optimizer adam";
   if (c.algorithm == examples::Algorithm::imaml)
     out << "\n--lambda " << c.lambda << "\n--cg-iterations " << c.cg_iterations << "\n--inner-clip " << c.inner_clip;
+  if (c.algorithm == examples::Algorithm::cavia) out << "\n--context " << c.context << "\n--task-clip " << c.task_clip;
   return out.str();
 }
 
@@ -410,8 +423,9 @@ struct Experiment {
   // K = 10 become the figure's panels.
   template <class Algorithm>
   void evaluate(const std::string& method, const Vector<S>& meta, Algorithm& algorithm, Report& report) {
-    typename Obj::Workspace ws;
-    Vector<S> fast(objective.parameter_count());
+    const auto& model = algorithm.model();  // the objective, or CAVIA's objective with a context
+    typename std::decay_t<decltype(model)>::Workspace ws;
+    Vector<S> fast(model.parameter_count());
     metalearn::Matrix<S> prediction(1, 100);
     for (int shots : {5, 10, 20}) {
       Sampler sampler(kEvalSeed, sampler_options(shots), static_cast<std::uint64_t>(shots));
@@ -433,9 +447,9 @@ struct Experiment {
             mse[s].push_back(std::numeric_limits<double>::infinity());
             continue;
           }
-          mse[s].push_back(static_cast<double>(objective.loss(fast, grid, ws)));
+          mse[s].push_back(static_cast<double>(metalearn::evaluate_loss(model, fast, grid, ws)));
           if (draw && (done == 0 || done == 1 || done == 10)) {
-            objective.predict(fast, grid.inputs, prediction, ws);
+            model.predict(fast, grid.inputs, prediction, ws);
             std::vector<double> values(prediction.data(), prediction.data() + prediction.size());
             (done == 0 ? panel.before : done == 1 ? panel.after1 : panel.after10) = values;
           }
@@ -481,6 +495,10 @@ inline metalearn::nn::Initializer initializer(const std::string& name) {
   return metalearn::nn::GlorotUniform{};
 }
 
+/// The pretrained baseline's fine-tuning rate beside CAVIA (the MAML paper's α; CAVIA's own
+/// rate, 1 by the authors, is the context's and would make plain gradient steps diverge).
+inline constexpr double kCaviaBaselineLr = 0.01;
+
 template <class Net>
 Report run_with(const Config& config, Net net, const ProgressSink& progress) {
   using Obj = metalearn::nn::Objective<Net, metalearn::nn::MeanSquaredError>;
@@ -498,6 +516,7 @@ Report run_with(const Config& config, Net net, const ProgressSink& progress) {
   const Vector<float> pretrained = experiment.pretrain(report);
   examples::InnerLoopFlags plain = config.inner_loop();
   plain.algorithm = examples::Algorithm::maml;
+  if (config.algorithm == examples::Algorithm::cavia) plain.inner_lr = kCaviaBaselineLr;  // CAVIA's α is the context's
   examples::with_algorithm(plain, experiment.objective, [&](auto& maml) {
     const auto start = std::chrono::steady_clock::now();
     experiment.evaluate("pretrained", pretrained, maml, report);
@@ -536,7 +555,8 @@ inline constexpr PaperRow kMetaSgdPaper[] = {{"meta-sgd", {0.90, 0.63, 0.50}}, {
 inline const char* method_label(const std::string& method) {
   if (method == "pretrained") return "pretrained";
   for (examples::Algorithm a : {examples::Algorithm::maml, examples::Algorithm::meta_sgd, examples::Algorithm::maml_pp,
-                                examples::Algorithm::anil, examples::Algorithm::reptile, examples::Algorithm::imaml})
+                                examples::Algorithm::anil, examples::Algorithm::reptile, examples::Algorithm::imaml,
+                                examples::Algorithm::cavia})
     if (method == examples::algorithm_key(a)) return examples::algorithm_label(a);
   return "?";
 }
@@ -550,6 +570,8 @@ inline std::string table(const Report& r) {
               ? " for the baseline; the learned rates for " + std::string(examples::algorithm_label(r.config.algorithm))
           : r.config.algorithm == examples::Algorithm::reptile
               ? std::string(r.config.inner_adam ? " for the baseline; Reptile's inner Adam" : "")
+          : r.config.algorithm == examples::Algorithm::cavia
+              ? " for CAVIA's context; " + metalearn::detail::shortest(detail::kCaviaBaselineLr) + " for the baseline"
           : r.config.algorithm == examples::Algorithm::imaml
               ? " for the baseline; iMAML's steps descend L + (lambda/2)|phi - theta|^2, lambda = " +
                     metalearn::detail::shortest(r.config.lambda)
@@ -607,6 +629,7 @@ inline std::string to_json(const Report& r) {
       << ", \"multi_step_iterations\": " << c.multi_step_iterations << ", \"inner_batch\": " << c.inner_batch
       << ", \"inner_optimizer\": " << string(c.inner_adam ? "adam" : "sgd") << ", \"lambda\": " << number(c.lambda)
       << ", \"cg_iterations\": " << c.cg_iterations << ", \"inner_clip\": " << number(c.inner_clip)
+      << ", \"context\": " << c.context << ", \"task_clip\": " << number(c.task_clip)
       << ", \"meta_lr\": " << number(c.meta_lr)
       << ", \"meta_batch\": " << c.meta_batch << ", \"shots\": " << c.shots
       << ", \"hidden\": " << detail::list(c.hidden, [](Index w) { return std::to_string(w); })

@@ -150,6 +150,8 @@ TEST_CASE("few_shot: --algorithm meta-sgd, maml++, anil and reptile learn on the
   CHECK_THROWS_WITH(few_shot::parse({"--algorithm", "protonet"}, b1), mlt::contains("expects maml, meta-sgd"));
   CHECK_THROWS_WITH(few_shot::parse({"--inner-lr-max", "1"}, b2), mlt::contains("--inner-lr-max is Meta-SGD's"));
   CHECK_THROWS_WITH(few_shot::parse({"--multi-step-iterations", "5"}, b3), mlt::contains("are MAML++'s"));
+  few_shot::Config b5;
+  CHECK_THROWS_WITH(few_shot::parse({"--algorithm", "cavia"}, b5), mlt::contains("the sine example's"));
   few_shot::Config b4;
   CHECK_THROWS_WITH(few_shot::parse({"--meta-lr-schedule", "step"}, b4), mlt::contains("takes constant or cosine"));
 }

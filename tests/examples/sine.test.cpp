@@ -86,10 +86,12 @@ TEST_CASE("sine example: a short run reports every row, and MAML beats the pretr
 
 TEST_CASE("sine example: --algorithm meta-sgd, maml++, anil and reptile run the same experiment and learn",
           "[example]") {
-  for (const char* algorithm : {"meta-sgd", "maml++", "anil", "reptile"}) {
+  for (const char* algorithm : {"meta-sgd", "maml++", "anil", "reptile", "cavia"}) {
     sine::Config c = short_run();
-    // ANIL adapts the 41 weights of the head only, which needs a larger step on these tasks
-    const std::string lr = std::string(algorithm) == "anil" ? "0.1" : std::string(algorithm) == "reptile" ? "0.01" : "0.005";
+    // ANIL adapts the 41 weights of the head only, which needs a larger step on these tasks;
+    // CAVIA's rate is its context's (the authors' 1)
+    const std::string a = algorithm;
+    const std::string lr = a == "anil" ? "0.1" : a == "reptile" ? "0.01" : a == "cavia" ? "1" : "0.005";
     REQUIRE(sine::parse({"--algorithm", algorithm, "--inner-lr", lr, "--quiet"}, c));
     if (std::string(algorithm) == "reptile") c.inner_steps = 5;
     c.iterations = 1500;
@@ -106,6 +108,7 @@ TEST_CASE("sine example: --algorithm meta-sgd, maml++, anil and reptile run the 
     CHECK(r.algorithm.find(std::string(sine::method_label(algorithm)) == "Meta-SGD" ? "MetaSgd("
                            : std::string(algorithm) == "maml++"                   ? "MamlPlusPlus("
                            : std::string(algorithm) == "reptile"                  ? "Reptile("
+                           : std::string(algorithm) == "cavia"                    ? "Cavia("
                                                                                   : "Anil(") == 0);
     for (const auto& row : r.eval)
       if (row.method == algorithm) CHECK(row.mse[1] < 0.7 * row.mse[0]);  // adaptation pays off
@@ -165,7 +168,10 @@ TEST_CASE("sine example: flags", "[example][bad-input]") {
                                                                 {"--save-every", "0", "--save", "x"},
                                                                 {"--save", ""},
                                                                 {"--resume"},
-                                                                {"--algorithm", "cavia"},
+                                                                {"--algorithm", "protonet"},
+                                                                {"--context", "3"},
+                                                                {"--algorithm", "cavia", "--context", "0"},
+                                                                {"--algorithm", "cavia", "--task-clip", "-1"},
                                                                 {"--inner-batch", "5"},
                                                                 {"--algorithm", "imaml", "--inner-optimizer", "adam"},
                                                                 {"--algorithm", "reptile", "--inner-optimizer", "rmsprop"},
