@@ -1,12 +1,14 @@
 // Reptile and iMAML (meta/reptile.hpp, meta/imaml.hpp): the meta-gradient against the same
 // loop written naively (Reptile), a linear model's closed-form implicit gradient and central
 // differences of the implicit meta-loss (iMAML), thread counts, memory independent of the
-// inner steps, resumption and bad input.
+// inner steps, resumption (CAVIA's too) and bad input.
 #include <metalearn/check/meta_gradient.hpp>
 #include <metalearn/io/checkpoint.hpp>
+#include <metalearn/meta/cavia.hpp>
 #include <metalearn/meta/imaml.hpp>
 #include <metalearn/meta/reptile.hpp>
 #include <metalearn/meta/trainer.hpp>
+#include <metalearn/nn/context.hpp>
 #include <metalearn/nn/loss.hpp>
 #include <metalearn/nn/mlp.hpp>
 #include <metalearn/nn/objective.hpp>
@@ -348,7 +350,7 @@ TEST_CASE("Reptile and iMAML: bit-identical on 1, 2 and 3 threads; memory indepe
   });
 }
 
-TEST_CASE("Reptile and iMAML resume from a checkpoint bit for bit", "[reptile][imaml][resume]") {
+TEST_CASE("Reptile, iMAML and CAVIA resume from a checkpoint bit for bit", "[reptile][imaml][cavia][resume]") {
   const nn::Objective obj(nn::Mlp<float>({1, 10, 10, 1}, nn::Tanh{}), nn::MeanSquaredError{});
   auto check_resume = [&](auto make) {
     constexpr Index n = 4, m = 4;
@@ -394,6 +396,11 @@ TEST_CASE("Reptile and iMAML resume from a checkpoint bit for bit", "[reptile][i
     ImamlOptions o;
     o.inner_lr = 0.01;
     return Imaml(obj, o);
+  });
+  check_resume([&] {
+    metalearn::CaviaOptions o;
+    o.inner_steps = 2;
+    return metalearn::Cavia(nn::Context(obj, 3), o);
   });
 }
 
