@@ -36,7 +36,7 @@ struct CaviaOptions {
   int threads = 1;                   ///< workers for the tasks of a meta-batch (≥ 1)
 };
 
-/// CAVIA for a model type `M` with a parameter group named "context" (nn::Context<…>): an
+/// CAVIA for a model type `M` with a parameter group named "context" (an nn::Context): an
 /// algorithm (meta/algorithm.hpp) whose inner loop adapts the context only.
 template <class M>
 class Cavia : public detail::GradientInnerLoop<Cavia<M>, M> {
