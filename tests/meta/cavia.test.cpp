@@ -12,6 +12,7 @@
 #include <metalearn/tasks/sine.hpp>
 
 #include <catch.hpp>
+#include <sine_tasks.hpp>
 #include <test_support.hpp>
 
 #include <string>
@@ -30,16 +31,6 @@ namespace {
 
 using Regression = nn::Objective<nn::Mlp<double>, nn::MeanSquaredError>;
 
-template <class S>
-std::vector<typename metalearn::tasks::SineTasks<S>::Task> sine_tasks(std::uint64_t seed, Index count, Index shots) {
-  typename metalearn::tasks::SineTasks<S>::Options o;
-  o.support = shots;
-  o.query = shots + 3;
-  metalearn::tasks::SineTasks<S> sampler(seed, o);
-  std::vector<typename metalearn::tasks::SineTasks<S>::Task> tasks(static_cast<std::size_t>(count));
-  for (auto& t : tasks) sampler.sample(t);
-  return tasks;
-}
 
 // θ_ctx with a nonzero context, so every term of the derivatives is exercised.
 template <class Ctx>
@@ -122,7 +113,7 @@ TEST_CASE("CAVIA: the meta-gradient matches central differences of the meta-loss
         Vector<double> theta(cavia.parameter_count());
         cavia.initialize(theta, rng);
         theta.head(theta.size() - 4) += mlt::random_vector<double>(theta.size() - 4, rng, 0.1);
-        const auto tasks = sine_tasks<double>(40 + static_cast<std::uint64_t>(steps), 3, 6);
+        const auto tasks = mlt::sine_tasks<double>(40 + static_cast<std::uint64_t>(steps), 3, 6, 3);
         // φ₀ = 0 whatever meta's context entries hold; φ descends its own gradient; the query loss at φ_K
         auto naive = [&](const Vector<double>& meta) {
           typename decltype(model)::Workspace ws;
@@ -164,7 +155,7 @@ TEST_CASE("CAVIA: the meta-gradient matches central differences of the meta-loss
 
 TEST_CASE("CAVIA: threads bit-identical; each task's meta-gradient clamped before the mean", "[cavia][threads]") {
   const nn::Context model(nn::Objective(nn::Mlp<float>({1, 40, 40, 1}, nn::Relu{}), nn::MeanSquaredError{}), 5);
-  const auto tasks = sine_tasks<float>(7, 25, 10);
+  const auto tasks = mlt::sine_tasks<float>(7, 25, 10, 3);
   std::vector<Vector<float>> grads;
   for (int threads : {1, 2, 3}) {
     CaviaOptions o;
@@ -227,7 +218,7 @@ TEST_CASE("CAVIA and nn::Context refuse bad options and input, naming them", "[c
   Vector<double> theta(cavia.parameter_count());
   cavia.initialize(theta, rng);
   theta[theta.size() - 1] = 0.5;
-  const auto tasks = sine_tasks<double>(1, 2, 5);
+  const auto tasks = mlt::sine_tasks<double>(1, 2, 5, 3);
   Vector<double> g = Vector<double>::Constant(theta.size(), 7.0);
   CHECK_THAT(message([&] { cavia.meta_loss_and_gradient(theta, tasks, g); }),
              mlt::contains("context entries of the meta-parameters (21 to 22) must be 0"));

@@ -19,6 +19,7 @@
 #include <catch.hpp>
 #include <custom_models.hpp>
 #include <temp_dir.hpp>
+#include <sine_tasks.hpp>
 #include <test_support.hpp>
 
 #include <string>
@@ -48,16 +49,6 @@ namespace {
 template <class S>
 using Sine = metalearn::tasks::SineTasks<S>;
 
-template <class S>
-std::vector<typename Sine<S>::Task> sine_tasks(std::uint64_t seed, Index count, Index shots) {
-  typename Sine<S>::Options o;
-  o.support = shots;
-  o.query = shots + 2;
-  Sine<S> sampler(seed, o);
-  std::vector<typename Sine<S>::Task> tasks(static_cast<std::size_t>(count));
-  for (auto& t : tasks) sampler.sample(t);
-  return tasks;
-}
 
 // The naive route: one task's inner loop θ_{k+1} = θ_k − A_k ⊙ c(m ⊙ ∇L_s(θ_k)), with the rates
 // A_k and the mask m given as plain vectors; fresh vectors everywhere, nothing of the algorithms.
@@ -232,7 +223,7 @@ TEST_CASE("Meta-SGD: meta-gradients of theta and alpha match central differences
     Vector<double> meta(algorithm.parameter_count());
     algorithm.initialize(meta, rng);
     meta.head(obj.parameter_count()) += mlt::random_vector<double>(obj.parameter_count(), rng, 0.1);
-    const auto tasks = sine_tasks<double>(seed, 3, 5);
+    const auto tasks = mlt::sine_tasks<double>(seed, 3, 5);
     INFO(nn::activation_name(s.act) << ", " << s.steps << " steps, clip value " << s.clip.value << " norm " << s.clip.norm);
     check_second_order(algorithm, meta, tasks, [&](const Vector<double>& m) { return meta_sgd_loop(obj, o, m); });
   }
@@ -254,7 +245,7 @@ TEST_CASE("MAML++: meta-gradients of theta and the per-step group rates match ce
     Vector<double> meta(algorithm.parameter_count());
     algorithm.initialize(meta, rng);
     meta += mlt::random_vector<double>(meta.size(), rng, 0.02);  // the rates differ by group and step
-    const auto tasks = sine_tasks<double>(seed, 3, 5);
+    const auto tasks = mlt::sine_tasks<double>(seed, 3, 5);
     INFO(nn::activation_name(s.act) << ", " << s.steps << " steps, clip value " << s.clip.value << " norm " << s.clip.norm);
     REQUIRE(algorithm.settings().order == Order::second);
     check_second_order(algorithm, meta, tasks, [&](const Vector<double>& m) { return maml_pp_loop(algorithm, m); });
@@ -274,7 +265,7 @@ TEST_CASE("ANIL: meta-gradients through the frozen body match central difference
     if (s.steps == 2) o.step_weights = {0.4, 0.6};
     Anil algorithm(obj, o);
     const Vector<double> theta = mlt::random_theta(obj, rng, 0.2);
-    const auto tasks = sine_tasks<double>(seed, 3, 5);
+    const auto tasks = mlt::sine_tasks<double>(seed, 3, 5);
     INFO(nn::activation_name(s.act) << ", " << s.steps << " steps, clip value " << s.clip.value << " norm " << s.clip.norm);
     check_second_order(algorithm, theta, tasks, [&](const Vector<double>&) { return anil_loop(obj, o); });
     // the body's meta-gradient is not zero: the exact second-order terms reach it
@@ -350,7 +341,7 @@ TEST_CASE("ANIL's frozen-prefix inner loop equals the ordinary masked one", "[fa
     const nn::Objective obj(spec.make<double>(), nn::MeanSquaredError{});
     const WithoutFrozenPasses<decltype(obj)> plain{obj};
     const Vector<double> theta = mlt::random_theta(obj, rng, 0.2);
-    const auto tasks = sine_tasks<double>(50 + static_cast<std::uint64_t>(trial), 3, 6);
+    const auto tasks = mlt::sine_tasks<double>(50 + static_cast<std::uint64_t>(trial), 3, 6);
     for (Order order : {Order::first, Order::second})
       for (int steps : {1, 3}) {
         AnilOptions o;
@@ -386,7 +377,7 @@ TEST_CASE("the family's first-order meta-gradients equal the naive first-order f
   Rng rng(7);
   const nn::Objective obj(nn::Mlp<double>({1, 6, 5, 1}, nn::Tanh{}), nn::MeanSquaredError{});
   const Index p = obj.parameter_count();
-  const auto tasks = sine_tasks<double>(8, 3, 5);
+  const auto tasks = mlt::sine_tasks<double>(8, 3, 5);
   for (int steps : {1, 2, 3}) {
     INFO(steps << " steps");
     MetaSgdOptions so;
@@ -541,7 +532,7 @@ TEST_CASE("MAML is the family's special case: equal rates and all groups adapted
   const Index p = obj.parameter_count();
   Rng rng(3);
   const Vector<double> theta = mlt::random_theta(obj, rng);
-  const auto tasks = sine_tasks<double>(5, 4, 6);
+  const auto tasks = mlt::sine_tasks<double>(5, 4, 6);
   for (Order order : {Order::first, Order::second}) {
     INFO("order " << static_cast<int>(order));
     MamlOptions mo;
@@ -587,7 +578,7 @@ TEST_CASE("MAML is the family's special case: equal rates and all groups adapted
 TEST_CASE("the family's meta-gradients and evaluations are bit-identical on 1, 2 and 3 threads",
           "[family][threads]") {
   const nn::Objective obj(nn::Mlp<float>({1, 40, 40, 1}, nn::Relu{}), nn::MeanSquaredError{});
-  const auto tasks = sine_tasks<float>(17, 25, 10);
+  const auto tasks = mlt::sine_tasks<float>(17, 25, 10);
   auto run = [&](auto make) {
     std::vector<Vector<float>> grads;
     std::vector<Matrix<float>> losses;

@@ -10,6 +10,7 @@
 #include <metalearn/tasks/sine.hpp>
 
 #include <catch.hpp>
+#include <sine_tasks.hpp>
 #include <test_support.hpp>
 
 namespace nn = metalearn::nn;
@@ -23,16 +24,6 @@ using metalearn::Vector;
 
 namespace {
 
-template <class S>
-std::vector<typename metalearn::tasks::SineTasks<S>::Task> sine_tasks(std::uint64_t seed, Index count, Index shots) {
-  typename metalearn::tasks::SineTasks<S>::Options o;
-  o.support = shots;
-  o.query = shots + 2;
-  metalearn::tasks::SineTasks<S> sampler(seed, o);
-  std::vector<typename metalearn::tasks::SineTasks<S>::Task> tasks(static_cast<std::size_t>(count));
-  for (auto& t : tasks) sampler.sample(t);
-  return tasks;
-}
 
 MamlOptions options(Order order, int steps, double lr = 0.05) {
   MamlOptions o;
@@ -50,8 +41,8 @@ void check_orders(const nn::Activation& act, int steps, std::uint64_t seed) {
   const nn::Objective flt(spec.make<float>(), nn::MeanSquaredError{});
   Rng rng(seed);
   const Vector<double> theta = mlt::random_theta(dbl, rng, 0.2);
-  const auto tasks = sine_tasks<double>(seed, 3, 5);
-  const auto tasks_f = sine_tasks<float>(seed, 3, 5);
+  const auto tasks = mlt::sine_tasks<double>(seed, 3, 5);
+  const auto tasks_f = mlt::sine_tasks<float>(seed, 3, 5);
   for (Order order : {Order::first, Order::second, Order::second_finite_difference}) {
     INFO(nn::activation_name(act) << ", " << steps << " steps, order " << static_cast<int>(order));
     Maml maml(dbl, options(order, steps));
@@ -112,7 +103,7 @@ TEST_CASE("MAML meta-gradients in float pass the checker's own float differences
   const nn::Objective flt(nn::Mlp<float>({1, 8, 8, 1}, nn::Tanh{}), nn::MeanSquaredError{});
   Rng rng(3);
   const Vector<float> theta = mlt::random_theta(flt, rng, 0.2);
-  const auto tasks = sine_tasks<float>(3, 2, 5);
+  const auto tasks = mlt::sine_tasks<float>(3, 2, 5);
   for (int steps : {1, 2, 5}) {
     Maml maml(flt, options(Order::second, steps));
     const auto r = check::meta_gradient(maml, theta, tasks);
@@ -125,7 +116,7 @@ TEST_CASE("MAML: exact second order through clipped inner steps and multi-step l
   const nn::Objective dbl(nn::Mlp<double>({1, 8, 8, 1}, nn::Tanh{}), nn::MeanSquaredError{});
   Rng rng(4);
   const Vector<double> theta = mlt::random_theta(dbl, rng, 0.3);
-  const auto tasks = sine_tasks<double>(4, 3, 6);
+  const auto tasks = mlt::sine_tasks<double>(4, 3, 6);
   // how large are the raw inner gradients? clip below that so the clips are active
   Vector<double> g(theta.size());
   typename decltype(dbl)::Workspace ws;
@@ -164,7 +155,7 @@ TEST_CASE("MAML: first order is the query gradient at the adapted weights, secon
   const nn::Objective obj(nn::Mlp<double>({1, 16, 16, 1}, nn::Relu{}), nn::MeanSquaredError{});
   Rng rng(5);
   const Vector<double> theta = mlt::random_theta(obj, rng, 0.2);
-  const auto tasks = sine_tasks<double>(5, 4, 10);
+  const auto tasks = mlt::sine_tasks<double>(5, 4, 10);
   for (int steps : {1, 3}) {
     Maml first(obj, options(Order::first, steps, 0.01));
     Maml second(obj, options(Order::second, steps, 0.01));

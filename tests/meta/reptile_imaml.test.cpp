@@ -21,6 +21,7 @@
 #include <catch.hpp>
 #include <custom_models.hpp>
 #include <temp_dir.hpp>
+#include <sine_tasks.hpp>
 #include <test_support.hpp>
 
 #include <cmath>
@@ -45,16 +46,6 @@ namespace {
 template <class S>
 using Sine = metalearn::tasks::SineTasks<S>;
 
-template <class S>
-std::vector<typename Sine<S>::Task> sine_tasks(std::uint64_t seed, Index count, Index shots) {
-  typename Sine<S>::Options o;
-  o.support = shots;
-  o.query = shots + 2;
-  Sine<S> sampler(seed, o);
-  std::vector<typename Sine<S>::Task> tasks(static_cast<std::size_t>(count));
-  for (auto& t : tasks) sampler.sample(t);
-  return tasks;
-}
 
 // Reptile's φ̃ written naively: fresh vectors, plain loops, Adam's formulas spelled out.
 template <class Model>
@@ -95,7 +86,7 @@ TEST_CASE("Reptile: the meta-gradient is theta minus the mean adapted parameters
   Rng rng(2);
   const nn::Objective obj(nn::Mlp<double>({1, 9, 7, 1}, nn::Tanh{}), nn::MeanSquaredError{});
   const Vector<double> theta = mlt::random_theta(obj, rng, 0.2);
-  const auto tasks = sine_tasks<double>(4, 5, 10);
+  const auto tasks = mlt::sine_tasks<double>(4, 5, 10);
   for (InnerOptimizer opt : {InnerOptimizer::sgd, InnerOptimizer::adam})
     for (Index batch : {0, 3, 10})
       for (int steps : {1, 4}) {
@@ -131,7 +122,7 @@ TEST_CASE("Reptile: one SGD step on the whole support set is alpha times joint t
   Rng rng(3);
   const nn::Objective obj(nn::Mlp<double>({1, 8, 1}, nn::Relu{}), nn::MeanSquaredError{});
   const Vector<double> theta = mlt::random_theta(obj, rng);
-  const auto tasks = sine_tasks<double>(6, 4, 10);
+  const auto tasks = mlt::sine_tasks<double>(6, 4, 10);
   ReptileOptions o;
   o.inner_steps = 1;
   o.inner_lr = 0.03;
@@ -226,7 +217,7 @@ TEST_CASE("iMAML: the implicit meta-gradient matches central differences of the 
     Rng rng(5);
     const nn::Objective obj(nn::Mlp<double>({1, 6, 5, 1}, {act, act, nn::Identity{}}), nn::MeanSquaredError{});
     const Vector<double> theta = mlt::random_theta(obj, rng, 0.2);
-    const auto tasks = sine_tasks<double>(7, 2, 8);
+    const auto tasks = mlt::sine_tasks<double>(7, 2, 8);
     ImamlOptions o;
     o.lambda = 5.0;  // strongly convex proximal problems: gradient descent converges fast
     o.inner_lr = 0.02;  // (0.05 oscillates on the softplus network: last_stationarity stays at 4)
@@ -272,7 +263,7 @@ TEST_CASE("iMAML: fewer CG iterations leave a larger residual and fewer inner st
   Rng rng(8);
   const nn::Objective obj(nn::Mlp<double>({1, 16, 16, 1}, nn::Tanh{}), nn::MeanSquaredError{});
   const Vector<double> theta = mlt::random_theta(obj, rng);
-  const auto tasks = sine_tasks<double>(9, 4, 10);
+  const auto tasks = mlt::sine_tasks<double>(9, 4, 10);
   std::vector<double> residuals, stationarity;
   for (int m : {1, 3, 10, 30}) {
     ImamlOptions o;
@@ -309,7 +300,7 @@ TEST_CASE("iMAML: fewer CG iterations leave a larger residual and fewer inner st
 TEST_CASE("Reptile and iMAML: bit-identical on 1, 2 and 3 threads; memory independent of the inner steps",
           "[reptile][imaml][threads]") {
   const nn::Objective obj(nn::Mlp<float>({1, 40, 40, 1}, nn::Relu{}), nn::MeanSquaredError{});
-  const auto tasks = sine_tasks<float>(17, 25, 10);
+  const auto tasks = mlt::sine_tasks<float>(17, 25, 10);
   auto run = [&](auto make) {
     std::vector<Vector<float>> grads;
     for (int threads : {1, 2, 3}) {
@@ -432,7 +423,7 @@ TEST_CASE("Reptile and iMAML refuse bad options and tasks, naming them", "[repti
   ReptileOptions big;
   big.inner_batch = 20;
   Reptile r(obj, big);
-  const auto tasks = sine_tasks<double>(1, 3, 10);
+  const auto tasks = mlt::sine_tasks<double>(1, 3, 10);
   Rng rng(1);
   Vector<double> theta(obj.parameter_count());
   obj.initialize(theta, rng);
