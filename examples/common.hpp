@@ -147,6 +147,8 @@ struct InnerLoopFlags {
   double inner_clip = 0;                // iMAML: clip each entry of the inner direction (0: off)
   long context = 5;                     // CAVIA: context parameters appended to the inputs
   double task_clip = 10;                // CAVIA: clamp of each task's meta-gradient (0: off)
+  bool context_from_support = false;    // CAVIA: φ₀ = W_s s + b_s from the support set's mean [x; y]
+  long summary_size = 0;                // CAVIA's support start: rows of x plus rows of y
   int threads = 1;
 };
 
@@ -203,6 +205,10 @@ decltype(auto) with_algorithm(const InnerLoopFlags& c, const Model& model, F&& f
       o.inner_steps = c.inner_steps;
       o.order = order;
       o.task_clip = c.task_clip;
+      if (c.context_from_support) {
+        o.context_start = metalearn::ContextStart::support;
+        o.summary_size = static_cast<metalearn::Index>(c.summary_size);
+      }
       o.threads = c.threads;
       metalearn::Cavia<metalearn::nn::Context<Model>> a(metalearn::nn::Context<Model>(model, c.context), o);
       return f(a);

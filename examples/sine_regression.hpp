@@ -52,6 +52,7 @@ struct Config {
   double inner_clip = 0;            // iMAML: clip each entry of the inner direction (0: off)
   long context = 5;                 // CAVIA: context parameters appended to the inputs
   double task_clip = 10;            // CAVIA: clamp of each task's meta-gradient (0: off)
+  bool context_from_support = false;  // CAVIA: each task's context starts at W_s s + b_s
   double meta_lr = 0.001;         // Adam's learning rate
   int meta_batch = 25;            // tasks per meta-iteration
   int shots = 10;                 // K support (and query) points per training task
@@ -84,6 +85,8 @@ struct Config {
     f.inner_clip = inner_clip;
     f.context = context;
     f.task_clip = task_clip;
+    f.context_from_support = context_from_support;
+    f.summary_size = 2;  // [x; y]
     f.threads = threads;
     return f;
   }
@@ -124,6 +127,9 @@ usage: sine_regression [flags]
   --context N        CAVIA: context parameters appended to the inputs, adapted by the
                      inner loop from 0 (the authors: 5; use --inner-lr 1) (default 5)
   --task-clip X      CAVIA: clamp each task's meta-gradient to [-X, X], 0: off (default 10)
+  --context-start zero|support   CAVIA: each task's context starts at 0 (the authors'),
+                     or at W_s s + b_s with s the mean of the support points' [x; y]
+                     and W_s, b_s meta-learned (the seed's phi_t = W x_t + b) (default zero)
   --meta-lr X        Adam learning rate                          (default 0.001)
   --meta-batch N     tasks per meta-iteration                    (default 25)
   --shots K          support and query points per training task  (default 10)
@@ -184,6 +190,10 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     else if (flag == "--inner-clip") c.inner_clip = detail::parse_real(flag, v);
     else if (flag == "--context") c.context = detail::parse_integer(flag, v, 1, 100000);
     else if (flag == "--task-clip") c.task_clip = detail::parse_real(flag, v);
+    else if (flag == "--context-start") {
+      if (v != "zero" && v != "support") throw UsageError("--context-start expects zero or support, got '" + v + "'");
+      c.context_from_support = v == "support";
+    }
     else if (flag == "--order") c.order = static_cast<int>(detail::parse_integer(flag, v, 1, 2));
     else if (flag == "--inner-steps") c.inner_steps = static_cast<int>(detail::parse_integer(flag, v, 1, 1000));
     else if (flag == "--inner-lr") c.inner_lr = detail::parse_real(flag, v);
@@ -226,8 +236,8 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
   if ((c.lambda != 1.0 || c.cg_iterations != 5 || c.inner_clip != 0) && c.algorithm != examples::Algorithm::imaml)
     throw UsageError("--lambda, --cg-iterations and --inner-clip are iMAML's (--algorithm imaml)");
   if (!(c.inner_clip >= 0)) throw UsageError("--inner-clip must be >= 0");
-  if ((c.context != 5 || c.task_clip != 10) && c.algorithm != examples::Algorithm::cavia)
-    throw UsageError("--context and --task-clip are CAVIA's (--algorithm cavia)");
+  if ((c.context != 5 || c.task_clip != 10 || c.context_from_support) && c.algorithm != examples::Algorithm::cavia)
+    throw UsageError("--context, --task-clip and --context-start are CAVIA's (--algorithm cavia)");
   if (!(c.task_clip >= 0)) throw UsageError("--task-clip must be >= 0");
   return true;
 }
@@ -251,6 +261,7 @@ inline std::string training_signature(const Config& c) {
   if (c.algorithm == examples::Algorithm::imaml)
     out << "\n--lambda " << c.lambda << "\n--cg-iterations " << c.cg_iterations << "\n--inner-clip " << c.inner_clip;
   if (c.algorithm == examples::Algorithm::cavia) out << "\n--context " << c.context << "\n--task-clip " << c.task_clip;
+  if (c.context_from_support) out << "\n--context-start support";
   return out.str();
 }
 
@@ -571,7 +582,9 @@ inline std::string table(const Report& r) {
           : r.config.algorithm == examples::Algorithm::reptile
               ? std::string(r.config.inner_adam ? " for the baseline; Reptile's inner Adam" : "")
           : r.config.algorithm == examples::Algorithm::cavia
-              ? " for CAVIA's context; " + metalearn::detail::shortest(detail::kCaviaBaselineLr) + " for the baseline"
+              ? std::string(" for CAVIA's context") +
+                    (r.config.context_from_support ? " (starting at W_s s + b_s, s the support's mean [x; y])" : "") +
+                    "; " + metalearn::detail::shortest(detail::kCaviaBaselineLr) + " for the baseline"
           : r.config.algorithm == examples::Algorithm::imaml
               ? " for the baseline; iMAML's steps descend L + (lambda/2)|phi - theta|^2, lambda = " +
                     metalearn::detail::shortest(r.config.lambda)
@@ -630,6 +643,7 @@ inline std::string to_json(const Report& r) {
       << ", \"inner_optimizer\": " << string(c.inner_adam ? "adam" : "sgd") << ", \"lambda\": " << number(c.lambda)
       << ", \"cg_iterations\": " << c.cg_iterations << ", \"inner_clip\": " << number(c.inner_clip)
       << ", \"context\": " << c.context << ", \"task_clip\": " << number(c.task_clip)
+      << ", \"context_start\": " << string(c.context_from_support ? "support" : "zero")
       << ", \"meta_lr\": " << number(c.meta_lr)
       << ", \"meta_batch\": " << c.meta_batch << ", \"shots\": " << c.shots
       << ", \"hidden\": " << detail::list(c.hidden, [](Index w) { return std::to_string(w); })

@@ -117,6 +117,20 @@ TEST_CASE("sine example: --algorithm meta-sgd, maml++, anil and reptile run the 
   }
 }
 
+TEST_CASE("sine example: CAVIA's context can start from the support set and learns", "[example]") {
+  sine::Config c = short_run();
+  REQUIRE(sine::parse({"--algorithm", "cavia", "--inner-lr", "1", "--context-start", "support", "--quiet"}, c));
+  c.iterations = 1500;
+  c.eval_tasks = 60;
+  const sine::Report r = sine::run(c);
+  INFO(r.algorithm);
+  CHECK(r.algorithm.find("context 5 from the support set (summary 2)") != std::string::npos);
+  for (const auto& row : r.eval)
+    if (row.method == "cavia") CHECK(row.mse[1] < 0.7 * row.mse[0]);
+  CHECK(sine::table(r).find("starting at W_s s + b_s") != std::string::npos);
+  CHECK(sine::training_signature(r.config).find("--context-start support") != std::string::npos);
+}
+
 TEST_CASE("sine example: Meta-SGD's protocol draws frequencies and prints that paper's numbers", "[example]") {
   sine::Config c = short_run();
   REQUIRE(sine::parse({"--protocol", "meta-sgd", "--algorithm", "meta-sgd", "--inner-lr", "0.005", "--inner-lr-max",
@@ -172,6 +186,8 @@ TEST_CASE("sine example: flags", "[example][bad-input]") {
                                                                 {"--context", "3"},
                                                                 {"--algorithm", "cavia", "--context", "0"},
                                                                 {"--algorithm", "cavia", "--task-clip", "-1"},
+                                                                {"--context-start", "support"},
+                                                                {"--algorithm", "cavia", "--context-start", "mean"},
                                                                 {"--inner-batch", "5"},
                                                                 {"--algorithm", "imaml", "--inner-optimizer", "adam"},
                                                                 {"--algorithm", "reptile", "--inner-optimizer", "rmsprop"},

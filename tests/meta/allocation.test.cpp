@@ -141,7 +141,8 @@ TEST_CASE("allocation: none per meta-step of Reptile, iMAML and CAVIA after the 
     using S = float;
     INFO(algorithm.describe());
     Rng rng(1);
-    Vector<S> theta(algorithm.parameter_count()), grad(algorithm.parameter_count()), fast(algorithm.parameter_count());
+    Vector<S> theta(algorithm.parameter_count()), grad(algorithm.parameter_count()),
+        fast(algorithm.model().parameter_count());
     algorithm.initialize(theta, rng);
     metalearn::optim::Adam<S> adam(theta.size());
     metalearn::tasks::SineTasks<S> sampler(3);
@@ -182,6 +183,10 @@ TEST_CASE("allocation: none per meta-step of Reptile, iMAML and CAVIA after the 
     co.threads = threads;
     metalearn::Cavia cavia(nn::Context(obj, 5), co);
     check(cavia);
+    co.context_start = metalearn::ContextStart::support;  // φ₀ = W_s s + b_s
+    co.summary_size = 2;
+    metalearn::Cavia amortised(nn::Context(obj, 5), co);
+    check(amortised);
   }
 }
 

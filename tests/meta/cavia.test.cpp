@@ -15,6 +15,8 @@
 #include <sine_tasks.hpp>
 #include <test_support.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -222,5 +224,194 @@ TEST_CASE("CAVIA and nn::Context refuse bad options and input, naming them", "[c
   Vector<double> g = Vector<double>::Constant(theta.size(), 7.0);
   CHECK_THAT(message([&] { cavia.meta_loss_and_gradient(theta, tasks, g); }),
              mlt::contains("context entries of the meta-parameters (21 to 22) must be 0"));
+  CHECK((g.array() == 7.0).all());
+}
+
+namespace {
+
+// φ₀ = W_s s + b_s with s the mean of the support set's [x; y] columns, computed the plain way
+// (Eigen's rowwise means, one matrix product); p is the model's parameter count, φ its last c.
+Vector<double> support_start(const Vector<double>& meta, Index p, Index c,
+                             const metalearn::RegressionBatch<double>& support) {
+  const Index d = support.inputs.rows() + support.targets.rows();
+  Vector<double> s(d);
+  s << support.inputs.rowwise().mean(), support.targets.rowwise().mean();
+  const Eigen::Map<const Matrix<double>> w(meta.data() + p, c, d);
+  return w * s + meta.segment(p + c * d, c);
+}
+
+}  // namespace
+
+TEST_CASE("CAVIA's support start: the meta-gradient of W_s, b_s and θ matches central differences",
+          "[cavia][gradient]") {
+  Rng rng(34);
+  const Index c = 3, d = 2;
+  for (const nn::Activation& act : {nn::Activation(nn::Tanh{}), nn::Activation(nn::Relu{})})
+    for (Order order : {Order::first, Order::second})
+      for (int steps : {1, 2, 3}) {
+        const nn::Context model(Regression(nn::Mlp<double>({1, 6, 5, 1}, act), {}), c);
+        const Index p = model.parameter_count();
+        CaviaOptions o;
+        o.order = order;
+        o.inner_steps = steps;
+        o.inner_lr = 0.3;
+        o.task_clip = 0;
+        o.context_start = metalearn::ContextStart::support;
+        o.summary_size = d;
+        Cavia cavia(model, o);
+        INFO(cavia.describe());
+        REQUIRE(cavia.parameter_count() == p + c * d + c);
+        Vector<double> theta(cavia.parameter_count());
+        cavia.initialize(theta, rng);
+        CHECK(theta.tail(c * d + c).isZero(0));  // W_s = 0, b_s = 0: CAVIA's zero start
+        theta.head(p - c) += mlt::random_vector<double>(p - c, rng, 0.1);
+        theta.tail(c * d + c) = mlt::random_vector<double>(c * d + c, rng, 0.5);
+        const auto tasks = mlt::sine_tasks<double>(50 + static_cast<std::uint64_t>(steps), 3, 6, 3);
+        // θ₀ = θ with φ₀ = W_s s + b_s; φ descends its own gradient; the query loss at φ_K
+        auto descend = [&](const Vector<double>& meta, const metalearn::Task<metalearn::RegressionBatch<double>>& t,
+                           Vector<double>& th) {
+          typename decltype(model)::Workspace ws;
+          Vector<double> g(p);
+          th = meta.head(p);
+          th.tail(c) = support_start(meta, p, c, t.support);
+          for (int k = 0; k < steps; ++k) {
+            model.loss_and_gradient(th, t.support, g, ws);
+            th.tail(c) -= o.inner_lr * g.tail(c);
+          }
+        };
+        auto naive = [&](const Vector<double>& meta) {
+          typename decltype(model)::Workspace ws;
+          Vector<double> th, g(p);
+          double total = 0;
+          for (const auto& t : tasks) {
+            descend(meta, t, th);
+            total += model.loss_and_gradient(th, t.query, g, ws);
+          }
+          return total / static_cast<double>(tasks.size());
+        };
+        if (order == Order::second) {
+          const auto r = metalearn::check::meta_gradient(cavia, theta, tasks, naive);
+          INFO(r.report());
+          CHECK(r.ok);
+        } else {  // first order: u = ∇L_q(θ_K); W_s's is u_φ sᵀ, b_s's u_φ
+          Vector<double> g(theta.size()), expected = Vector<double>::Zero(theta.size()), gq(p), th;
+          const double loss = cavia.meta_loss_and_gradient(theta, tasks, g);
+          CHECK(loss == Catch::Approx(naive(theta)).epsilon(1e-12));
+          typename decltype(model)::Workspace ws;
+          for (const auto& t : tasks) {
+            descend(theta, t, th);
+            model.loss_and_gradient(th, t.query, gq, ws);
+            expected.head(p) += gq;
+            Vector<double> s(d);
+            s << t.support.inputs.rowwise().mean(), t.support.targets.rowwise().mean();
+            Eigen::Map<Matrix<double>>(expected.data() + p, c, d) += gq.tail(c) * s.transpose();
+            expected.tail(c) += gq.tail(c);
+          }
+          expected /= static_cast<double>(tasks.size());
+          expected.segment(p - c, c).setZero();
+          CHECK(mlt::max_error(g, expected) < 1e-12);
+        }
+      }
+}
+
+TEST_CASE("CAVIA's support start: zero W_s and b_s is CAVIA; threads bit-identical; adapt and evaluate start there",
+          "[cavia][threads]") {
+  using S = float;
+  const nn::Context model(nn::Objective(nn::Mlp<S>({1, 40, 40, 1}, nn::Relu{}), nn::MeanSquaredError{}), 5);
+  const Index p = model.parameter_count(), c = 5;
+  const auto tasks = mlt::sine_tasks<S>(8, 25, 10, 3);
+  CaviaOptions o;
+  o.context_start = metalearn::ContextStart::support;
+  o.summary_size = 2;
+  Cavia zero(model), support(model, o);
+  Rng rng(4);
+  Vector<S> theta(support.parameter_count()), g(theta.size()), gz(p);
+  support.initialize(theta, rng);
+  const S loss = support.meta_loss_and_gradient(theta, tasks, g);
+  const S zero_loss = zero.meta_loss_and_gradient(theta.head(p), tasks, gz);
+  CHECK(loss == zero_loss);             // φ₀ = 0 s + 0
+  CHECK(g.head(p) == gz);               // the same θ gradient, bit for bit
+  CHECK(g.tail(c).cwiseAbs().maxCoeff() > 0);  // and b_s learns
+
+  theta.tail(2 * c + c) = mlt::random_vector<S>(3 * c, rng, 0.5f);
+  std::vector<Vector<S>> grads;
+  for (int threads : {1, 2, 3}) {
+    CaviaOptions ot = o;
+    ot.threads = threads;
+    Cavia a(model, ot);
+    a.meta_loss_and_gradient(theta, tasks, g);
+    grads.push_back(g);
+  }
+  CHECK(grads[1] == grads[0]);
+  CHECK(grads[2] == grads[0]);
+
+  // adapt and evaluate start from φ₀ = W_s s + b_s: 0 steps give θ₀, whose query loss evaluate reports
+  const auto& t = tasks[3];
+  Vector<S> fast(p);
+  support.adapt(theta, t.support, fast, 0);
+  Vector<S> s(2);
+  s << t.support.inputs.row(0).mean(), t.support.targets.row(0).mean();
+  const Vector<S> phi0 = Eigen::Map<const Matrix<S>>(theta.data() + p, c, 2) * s + theta.tail(c);
+  CHECK(fast.head(p - c) == theta.head(p - c));
+  CHECK(mlt::max_error(Vector<S>(fast.tail(c)), phi0) < 1e-6);
+  Matrix<S> losses;
+  std::vector<metalearn::Task<metalearn::RegressionBatch<S>>> one{t};
+  support.evaluate(theta, one, {0, 1}, losses);
+  typename decltype(model)::Workspace ws;
+  Vector<S> gq(p);
+  CHECK(losses(0, 0) == model.loss_and_gradient(fast, t.query, gq, ws));
+  support.adapt(theta, t.support, fast, 1);
+  CHECK(losses(0, 1) == model.loss_and_gradient(fast, t.query, gq, ws));
+  CHECK(losses(0, 1) < losses(0, 0));
+}
+
+TEST_CASE("CAVIA's support start refuses bad options and input, naming them", "[cavia][bad_input]") {
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no exception)");
+  };
+  const nn::Context model(Regression(nn::Mlp<double>({1, 4, 1}, nn::Tanh{}), {}), 2);
+  CaviaOptions o;
+  o.context_start = metalearn::ContextStart::support;
+  CHECK_THAT(message([&] { Cavia c(model, o); }),
+             mlt::contains("context_start support needs summary_size >= 1 (the rows of x plus the rows of y), got 0"));
+  const nn::Context classifier(nn::Objective(nn::Mlp<double>({3, 4, 2}, nn::Tanh{}), nn::SoftmaxCrossEntropy{}), 2);
+  o.summary_size = 4;
+  CHECK_THAT(message([&] { Cavia c(classifier, o); }), mlt::contains("needs real-valued targets"));
+  o.context_start = static_cast<metalearn::ContextStart>(7);
+  CHECK_THAT(message([&] { Cavia c(model, o); }), mlt::contains("context_start must be ContextStart::zero or"));
+
+  o.context_start = metalearn::ContextStart::support;
+  o.summary_size = 3;  // sine's [x; y] has 2 rows
+  Cavia cavia(model, o);
+  Rng rng(2);
+  Vector<double> theta(cavia.parameter_count());
+  cavia.initialize(theta, rng);
+  auto tasks = mlt::sine_tasks<double>(2, 3, 5, 3);
+  Vector<double> g = Vector<double>::Constant(theta.size(), 7.0);
+  CHECK_THAT(message([&] { cavia.meta_loss_and_gradient(theta, tasks, g); }),
+             mlt::contains("task 0: Cavia's support start: the support set's [x; y] has 1 + 1 rows, expected summary_size = 3"));
+  CHECK((g.array() == 7.0).all());
+  Vector<double> fast(model.parameter_count());
+  CHECK_THAT(message([&] { cavia.adapt(theta, tasks[1].support, fast); }), mlt::contains("expected summary_size = 3"));
+
+  o.summary_size = 2;
+  Cavia fitted(model, o);
+  Vector<double> meta = Vector<double>::Zero(fitted.parameter_count());
+  fitted.initialize(meta, rng);
+  g = Vector<double>::Constant(meta.size(), 7.0);
+  tasks[1].support.targets(0, 2) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THAT(message([&] { fitted.meta_loss_and_gradient(meta, tasks, g); }),
+             mlt::contains("task 1: Cavia's support start: the support set has a non-finite entry"));
+  CHECK((g.array() == 7.0).all());
+  tasks[1].support.targets(0, 2) = 0.5;
+  tasks[0].support.inputs.setConstant(10);  // s = [10; ȳ]: W_s s + b_s overflows
+  meta.tail(2 * 2 + 2).setConstant(1e308);
+  CHECK_THAT(message([&] { fitted.meta_loss_and_gradient(meta, tasks, g); }),
+             mlt::contains("the initial context W_s s + b_s is not finite"));
   CHECK((g.array() == 7.0).all());
 }

@@ -393,6 +393,12 @@ TEST_CASE("Reptile, iMAML and CAVIA resume from a checkpoint bit for bit", "[rep
     o.inner_steps = 2;
     return metalearn::Cavia(nn::Context(obj, 3), o);
   });
+  check_resume([&] {  // the support start: W_s and b_s after θ
+    metalearn::CaviaOptions o;
+    o.context_start = metalearn::ContextStart::support;
+    o.summary_size = 2;
+    return metalearn::Cavia(nn::Context(obj, 3), o);
+  });
 }
 
 TEST_CASE("Reptile and iMAML refuse bad options and tasks, naming them", "[reptile][imaml][bad_input]") {

@@ -55,6 +55,17 @@ template <class D, class S>
 struct has_finish_task_gradient<D, S, std::void_t<decltype(std::declval<const D&>().finish_task_gradient(std::declval<VectorRef<S>>()))>>
     : std::true_type {};
 
+/// Whether an algorithm starts a task's inner loop somewhere other than θ (`bool task_start(const
+/// S* meta, const B& support, VectorRef<S> theta0) const`, with `void task_start_gradient(…)`:
+/// CAVIA's context computed from the support set).
+template <class D, class S, class B, class = void>
+struct has_task_start : std::false_type {};
+template <class D, class S, class B>
+struct has_task_start<D, S, B,
+                      std::void_t<decltype(std::declval<const D&>().task_start(
+                          std::declval<const S*>(), std::declval<const B&>(), std::declval<VectorRef<S>>()))>>
+    : std::true_type {};
+
 template <class D, class = void>
 struct has_frozen_prefix_member : std::false_type {};
 template <class D>
@@ -128,6 +139,13 @@ inline std::string describe_inner_loop(Order order, int steps, const Clip& clip,
 ///   - `StepRates<Scalar> rates(const Scalar* meta, int k) const` for every k ≥ 0 (also beyond
 ///     K, for adaptation with more steps), pointing into `meta` for learned rates;
 ///   - `std::string describe() const` and `void initialize(VectorRef<Scalar>, Rng&) const`;
+///   - optionally a task-dependent start θ₀ = θ₀(meta, support) instead of θ:
+///     `bool task_start(const Scalar* meta, const Batch& support, VectorRef<Scalar> theta0) const`
+///     writes all of θ₀ to theta0 and returns true, or returns false without writing when θ₀ = θ
+///     (the loop then runs from θ itself, without a copy); `void task_start_gradient(const Scalar* meta, const Batch&
+///     support, VectorRef<Scalar> grad) const` is given ∂ℒ/∂θ₀ in grad's first P entries and
+///     turns it into the meta-gradient (θ's entries and the extras after θ). An algorithm with a
+///     task start learns no rates: its extras are the start's parameters;
 ///   - optionally `Index frozen_prefix() const`: an offset f > 0 when the rates adapt exactly
 ///     θ[f, P) and the model has frozen-prefix passes there (model.hpp; ANIL on nn::Objective),
 ///     0 otherwise. The inner loop then computes the frozen layers once per task: the support
@@ -164,6 +182,7 @@ class GradientInnerLoop {
     Matrix<Scalar> heads;    // frozen prefix: the adapted part of θ₁…θ_K
     Matrix<Scalar> head_raw; // frozen prefix: the adapted part of the raw inner gradients (clipping)
     Vector<Scalar> cur;      // frozen prefix: θ_k as the model reads it (θ's frozen part, a head)
+    Vector<Scalar> start;    // θ₀ when the algorithm's task start moves it
     Vector<Scalar> g, w, hv, qg, clip_scratch;
     FiniteDifferenceScratch<Scalar> fd;
 
@@ -194,7 +213,7 @@ class GradientInnerLoop {
       std::size_t total = sizeof(Scalar) * static_cast<std::size_t>(thetas.size() + raw.size() + query.size() +
                                                                     applied.size() + heads.size() + head_raw.size() +
                                                                     cur.size() + g.size() + w.size() + hv.size() +
-                                                                    qg.size() + clip_scratch.size() +
+                                                                    qg.size() + clip_scratch.size() + start.size() +
                                                                     fd.shifted.size() + fd.gradient.size());
       if constexpr (has_bytes<typename Model::Workspace>::value) {
         total += ws.bytes() + frozen_ws.bytes();
@@ -276,7 +295,6 @@ class GradientInnerLoop {
     }
     const auto count = static_cast<Index>(tasks.size());
     for (Index t = 0; t < count; ++t) check_task(where, tasks[static_cast<std::size_t>(t)], t);
-    const ConstVectorRef<Scalar> theta = meta.head(model_.parameter_count());
     evaluated_.resize(count, static_cast<Index>(steps.size()));  // written to `losses` once all succeed
     engine_.for_each(count, [&](Index t, Workspace& ws) {
       const Task& task = tasks[static_cast<std::size_t>(t)];
@@ -285,8 +303,7 @@ class GradientInnerLoop {
           if (steps[j] == k) evaluated_(t, static_cast<Index>(j)) = evaluate_loss(model_, theta_k, task.query, ws.ws);
       };
       for_task(where, t, [&] {
-        score(0, theta);
-        inner_loop(ws, meta, task.support, most, score);
+        inner_loop(ws, meta, task.support, most, score);  // (scores θ₀ too)
       });
     });
     losses = evaluated_;
@@ -307,7 +324,7 @@ class GradientInnerLoop {
       const Task& task = tasks[static_cast<std::size_t>(t)];
       for_task(where, t, [&] {
         const Index last = inner_loop(wk, meta, task.support, steps, [&](int k, const auto& theta_k) {
-          if (k < steps && weight(k) != Scalar(0)) loss += weight(k) * evaluate_loss(model_, theta_k, task.query, wk.ws);
+          if (k >= 1 && k < steps && weight(k) != Scalar(0)) loss += weight(k) * evaluate_loss(model_, theta_k, task.query, wk.ws);
         });
         loss += final_weight() * evaluate_loss(model_, wk.thetas.col(last), task.query, wk.ws);
       });
@@ -337,6 +354,7 @@ class GradientInnerLoop {
   Scalar task_meta_gradient(ConstVectorRef<Scalar> meta, const Task& task, Workspace& wk,
                             VectorRef<Scalar> grad) const {
     const Scalar loss = swept_task_meta_gradient(meta, task, wk, grad);
+    if constexpr (starts()) derived().task_start_gradient(meta.data(), task.support, grad);  // from ∂ℒ/∂θ₀
     if constexpr (has_finish_task_gradient<Derived, Scalar>::value) derived().finish_task_gradient(grad);
     return loss;
   }
@@ -345,12 +363,13 @@ class GradientInnerLoop {
   Scalar swept_task_meta_gradient(ConstVectorRef<Scalar> meta, const Task& task, Workspace& wk,
                                   VectorRef<Scalar> grad) const {
     if constexpr (model_traits<Model>::has_frozen_prefix) {
-      if (frozen() > 0 && derived().extra_count() == 0 && settings().order != Order::second_finite_difference)
+      if (frozen() > 0 && derived().extra_count() == 0 && !starts() &&
+          settings().order != Order::second_finite_difference)
         return frozen_task_meta_gradient(meta, task, wk, grad);  // (it learns no rates)
     }
     const InnerLoopSettings& s = settings();
     const Index p = model_.parameter_count();
-    const bool learned = derived().extra_count() > 0;
+    const bool learned = learned_rates();
     prepare(wk);
     const int steps = s.inner_steps;
     const bool second = s.order != Order::first;
@@ -359,8 +378,14 @@ class GradientInnerLoop {
     const ConstVectorRef<Scalar> theta = meta.head(p);
     VectorRef<Scalar> u = grad.head(p);
     if (learned && steps == 0) grad.tail(grad.size() - p).setZero();  // (otherwise the sweep assigns them)
+    bool moved = false;  // θ₀ ≠ θ (a task start)
+    if constexpr (starts()) {
+      if (wk.start.size() != p) wk.start.resize(p);
+      moved = derived().task_start(meta.data(), task.support, wk.start);
+    }
+    const ConstVectorRef<Scalar> theta0 = moved ? ConstVectorRef<Scalar>(wk.start) : theta;
     auto theta_k = [&](int k) -> ConstVectorRef<Scalar> {
-      if (k == 0) return theta;
+      if (k == 0) return theta0;
       return wk.thetas.col(second ? Index(k - 1) : Index(k & 1));
     };
     auto slot = [&](int k) { return wk.thetas.col(second ? Index(k - 1) : Index(k & 1)); };  // θ_k, k ≥ 1
@@ -457,8 +482,13 @@ class GradientInnerLoop {
   void prepare(Workspace& wk) const {
     const InnerLoopSettings& s = settings();
     wk.prepare(model_.parameter_count(), s.inner_steps, s.order != Order::first, s.inner_clip.enabled(),
-               !s.step_weights.empty(), use_cached(), derived().extra_count() > 0);
+               !s.step_weights.empty(), use_cached(), learned_rates());
   }
+
+  // Whether Derived has a task start (evaluated when Derived is complete).
+  static constexpr bool starts() { return has_task_start<Derived, Scalar, Batch>::value; }
+  // Whether the extras after θ are learned rates (they are the task start's parameters otherwise).
+  bool learned_rates() const { return !starts() && derived().extra_count() > 0; }
 
   bool use_cached() const { return kCached && settings().order == Order::second; }
 
@@ -561,9 +591,9 @@ class GradientInnerLoop {
     return loss;
   }
 
-  // `steps` inner steps θ_{k+1} = θ_k − A_k ⊙ c(M ∇L_s(θ_k)) from θ₀ = θ (the head of `meta`),
-  // alternating between two columns of wk.thetas; calls after_step(k + 1, θ_{k+1}) and returns
-  // the column of θ_steps.
+  // `steps` inner steps θ_{k+1} = θ_k − A_k ⊙ c(M ∇L_s(θ_k)) from θ₀ (θ, the head of `meta`, or
+  // the task start), alternating between two columns of wk.thetas; calls after_step(0, θ₀), then
+  // after_step(k + 1, θ_{k+1}) after each step, and returns the column of θ_steps.
   // With a frozen prefix the support passes run on wk.frozen_ws above the frozen layers (after_step
   // may use wk.ws).
   template <class AfterStep>
@@ -573,6 +603,8 @@ class GradientInnerLoop {
     const Index f = frozen();
     wk.prepare(model_.parameter_count(), 0, false, false, false, false, false);
     wk.thetas.col(0) = meta.head(model_.parameter_count());
+    if constexpr (starts()) derived().task_start(meta.data(), support, wk.thetas.col(0));
+    after_step(0, wk.thetas.col(0));
     // the frozen passes take θ as checked: a non-finite θ goes to the model's own pass, which
     // refuses it as it would without a frozen prefix
     if (f > 0 && steps > 0 && !all_finite(wk.thetas.col(0))) model_.loss_and_gradient(wk.thetas.col(0), support, wk.g, wk.ws);
