@@ -45,10 +45,11 @@ class Context {
   using Scalar = typename M::Scalar;  ///< float or double
   using Batch = typename M::Batch;    ///< M's batch (without the context: the adaptor adds it)
 
-  /// M's workspace and the adaptor's vectors (θ', g', v', u), grown on first use.
+  /// M's workspace and the adaptor's vectors (θ', v', and g'_b of the last gradient pass),
+  /// grown on first use.
   struct Workspace {
     typename M::Workspace inner{};
-    Vector<Scalar> theta, g, v, u;
+    Vector<Scalar> theta, v, gb;
   };
 
   /// `model` with `context` (≥ 1) parameters shifting the bias group named `bias` (for
@@ -112,11 +113,10 @@ class Context {
     metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
     metalearn::detail::check_size(where, "grad", grad.size(), parameter_count());
     shifted(theta, ws);
-    if (ws.g.size() != p_) ws.g.resize(p_);
-    const Scalar loss = model_.loss_and_gradient(ws.theta, batch, ws.g, ws.inner);  // ℓ(θ'), g'
-    grad.head(p_) = ws.g;                                                             // ∇_θ = g'
-    weights_of(grad).noalias() = ws.g.segment(b_off_, n_) * theta.tail(c_).transpose();  // ∇_{W_φ} = g'_b φᵀ
-    grad.tail(c_).noalias() = weights_of(theta).transpose() * ws.g.segment(b_off_, n_);   // ∇_φ = W_φᵀ g'_b
+    const Scalar loss = model_.loss_and_gradient(ws.theta, batch, grad.head(p_), ws.inner);  // ℓ(θ'), ∇_θ = g'
+    ws.gb = grad.segment(b_off_, n_);                                                    // g'_b, for a cached product
+    weights_of(grad).noalias() = ws.gb * theta.tail(c_).transpose();  // ∇_{W_φ} = g'_b φᵀ
+    grad.tail(c_).noalias() = weights_of(theta).transpose() * ws.gb;   // ∇_φ = W_φᵀ g'_b
     return loss;
   }
 
@@ -129,10 +129,10 @@ class Context {
     metalearn::detail::check_size(where, "hv", hv.size(), parameter_count());
     metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
     shifted(theta, ws);
-    if (ws.g.size() != p_) ws.g.resize(p_);
-    model_.loss_and_gradient(ws.theta, batch, ws.g, ws.inner);  // g' (the product needs g'_b)
+    model_.loss_and_gradient(ws.theta, batch, hv.head(p_), ws.inner);  // g' in hv's head (the product needs g'_b)
+    ws.gb = hv.segment(b_off_, n_);
     direction(theta, v, ws);
-    model_.hessian_vector_product(ws.theta, batch, ws.v, ws.u, ws.inner);  // u = ∇²ℓ(θ') v'
+    model_.hessian_vector_product(ws.theta, batch, ws.v, hv.head(p_), ws.inner);  // u = ∇²ℓ(θ') v'
     assemble(theta, v, hv, ws);
   }
 
@@ -142,7 +142,7 @@ class Context {
   void cached_hessian_vector_product(ConstVectorRef<Scalar> theta, const Batch& batch, ConstVectorRef<Scalar> v,
                                      VectorRef<Scalar> hv, Workspace& ws, CachedPassKey key) const {
     direction(theta, v, ws);
-    model_.cached_hessian_vector_product(ws.theta, batch, ws.v, ws.u, ws.inner, key);  // u = ∇²ℓ(θ') v'
+    model_.cached_hessian_vector_product(ws.theta, batch, ws.v, hv.head(p_), ws.inner, key);  // u = ∇²ℓ(θ') v'
     assemble(theta, v, hv, ws);
   }
 
@@ -170,19 +170,18 @@ class Context {
   // ws.v = v' = v_θ + (V_φ φ + W_φ v_φ) in the b slot
   void direction(ConstVectorRef<Scalar> theta, ConstVectorRef<Scalar> v, Workspace& ws) const {
     if (ws.v.size() != p_) ws.v.resize(p_);
-    if (ws.u.size() != p_) ws.u.resize(p_);
     ws.v = v.head(p_);
     ws.v.segment(b_off_, n_).noalias() += weights_of(v) * theta.tail(c_);  // + V_φ φ
     ws.v.segment(b_off_, n_).noalias() += weights_of(theta) * v.tail(c_);  // + W_φ v_φ
   }
-  // hv from u = ∇²ℓ v' and g' (ws.g)
+  // hv from u = ∇²ℓ v' (already in hv's head) and g'_b (ws.gb)
   void assemble(ConstVectorRef<Scalar> theta, ConstVectorRef<Scalar> v, VectorRef<Scalar> hv, Workspace& ws) const {
-    hv.head(p_) = ws.u;                                                                   // u
+    const auto ub = hv.segment(b_off_, n_);
     auto hw = weights_of(hv);
-    hw.noalias() = ws.u.segment(b_off_, n_) * theta.tail(c_).transpose();                // u_b φᵀ
-    hw.noalias() += ws.g.segment(b_off_, n_) * v.tail(c_).transpose();                   // + g'_b v_φᵀ
-    hv.tail(c_).noalias() = weights_of(theta).transpose() * ws.u.segment(b_off_, n_);    // W_φᵀ u_b
-    hv.tail(c_).noalias() += weights_of(v).transpose() * ws.g.segment(b_off_, n_);       // + V_φᵀ g'_b
+    hw.noalias() = ub * theta.tail(c_).transpose();                  // u_b φᵀ
+    hw.noalias() += ws.gb * v.tail(c_).transpose();                  // + g'_b v_φᵀ
+    hv.tail(c_).noalias() = weights_of(theta).transpose() * ub;      // W_φᵀ u_b
+    hv.tail(c_).noalias() += weights_of(v).transpose() * ws.gb;      // + V_φᵀ g'_b
   }
 
   M model_;
