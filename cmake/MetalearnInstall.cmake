@@ -11,6 +11,10 @@ if(TARGET metalearn_zlib)  # metalearn::zlib, found by the package when the cons
   install(TARGETS metalearn_zlib EXPORT metalearnZlibTargets)
   install(EXPORT metalearnZlibTargets NAMESPACE metalearn:: DESTINATION "${METALEARN_CMAKE_DIR}")
 endif()
+if(TARGET metalearn_mpi)  # metalearn::mpi, found by the package when the consumer has MPI
+  install(TARGETS metalearn_mpi EXPORT metalearnMpiTargets)
+  install(EXPORT metalearnMpiTargets NAMESPACE metalearn:: DESTINATION "${METALEARN_CMAKE_DIR}")
+endif()
 
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/metalearnConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/metalearnConfig.cmake"

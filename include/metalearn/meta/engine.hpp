@@ -53,6 +53,26 @@ struct TaskBlocks {
 };
 }  // namespace detail
 
+/// How the engines of several processes share a meta-batch (distributed/mpi.hpp implements it
+/// with MPI; nothing in the core headers depends on that). Every process holds every task of
+/// the meta-batch and computes the sums of its own share of the fixed blocks; `gather` makes
+/// all blocks' sums known to every process, which then adds them in block order exactly as one
+/// process would, so the result is bit-identical for any number of processes and threads.
+template <class S>
+class BlockExchange {
+ public:
+  virtual ~BlockExchange() = default;
+  /// This process's blocks [first, last) of `blocks` (contiguous, the same split on every process).
+  virtual std::pair<Index, Index> share(Index blocks) const = 0;
+  /// Called by every process after its blocks, with whether they failed and how ("i: " for
+  /// `invalid_argument`, "n: " for `numerical_error`, then the message); returns on every
+  /// process the failure of the lowest-ranked process that failed, or "" when none did.
+  virtual std::string agree(const std::string& failure) = 0;
+  /// Fills the columns of `sums` (P × blocks) and the entries of `losses` that other processes
+  /// computed, from theirs.
+  virtual void gather(MatrixRef<S> sums, VectorRef<S> losses) = 0;
+};
+
 /// The meta-batch engine of an algorithm `A`, which provides
 ///   - `using Scalar` (float or double), `using Task`, `using Workspace` (default-constructible
 ///     scratch memory of one worker);
@@ -88,6 +108,9 @@ class MetaBatchEngine {
 
   /// Number of workers.
   int threads() const { return static_cast<int>(workers_.size()); }
+  /// Shares every later meta-batch with other processes through `exchange` (not owned; null:
+  /// this process alone).
+  void set_exchange(BlockExchange<Scalar>* exchange) { exchange_ = exchange; }
   /// Worker w's workspace (w < threads()); worker 0 is the calling thread's.
   Workspace& workspace(int w) { return workers_[static_cast<std::size_t>(w)].ws; }
 
@@ -97,6 +120,7 @@ class MetaBatchEngine {
   Scalar meta_loss_and_gradient(const A& a, ConstVectorRef<Scalar> meta, const Tasks& tasks, VectorRef<Scalar> grad) {
     const Index count = check_tasks(a, meta, tasks, grad);
     const detail::TaskBlocks blocks(count);
+    if (exchange_) return shared(a, meta, tasks, count, grad);
     if (!pool_ || count == 1) {
       Scalar loss = 0;
       sum_.setZero();
@@ -121,7 +145,7 @@ class MetaBatchEngine {
   Scalar meta_loss_and_gradient(const A& a, ConstVectorRef<Scalar> meta, Tasks& tasks, VectorRef<Scalar> grad,
                                 Fill&& fill) {
     const auto count = static_cast<Index>(tasks.size());
-    if (!pool_ || count <= 1) {
+    if (!pool_ || count <= 1 || exchange_) {  // (shared: every process draws every task, in order)
       for (Index t = 0; t < count; ++t) fill(t);
       return meta_loss_and_gradient(a, meta, static_cast<const Tasks&>(tasks), grad);
     }
@@ -198,6 +222,46 @@ class MetaBatchEngine {
   template <class Task>
   Scalar task(const A& a, Worker& wk, ConstVectorRef<Scalar> meta, const Task& t, Index index) {
     return detail::for_task(name_, index, [&] { return a.task_meta_gradient(meta, t, wk.ws, wk.grad); });
+  }
+
+  // The meta-batch shared with other processes: this process's blocks into their slots, an
+  // agreement on failure (so that no process waits for one that threw), the other blocks from
+  // the other processes, then the sum in block order, as the one-thread path adds.
+  template <class Tasks>
+  Scalar shared(const A& a, ConstVectorRef<Scalar> meta, const Tasks& tasks, Index count, VectorRef<Scalar> grad) {
+    const detail::TaskBlocks blocks(count);
+    const Index p = sum_.size(), n = blocks.size();
+    if (task_grads_.rows() != p || task_grads_.cols() < n) task_grads_.resize(p, n);
+    if (task_losses_.size() < n) task_losses_.resize(n);
+    const auto [first, last] = exchange_->share(n);
+    std::string failure;
+    try {
+      auto run = [&](Index b, Worker& wk) { task_losses_[b] = block_sum(a, wk, meta, tasks, blocks, b, task_grads_.col(b)); };
+      if (!pool_) {
+        for (Index b = first; b < last; ++b) run(b, workers_[0]);
+      } else {
+        pool_->run(last - first, [&](Index i, int worker) { run(first + i, workers_[static_cast<std::size_t>(worker)]); });
+      }
+    } catch (const invalid_argument& e) {
+      failure = std::string("i: ") + e.what();
+    } catch (const numerical_error& e) {
+      failure = std::string("n: ") + e.what();
+    } catch (const std::exception& e) {
+      failure = std::string("i: metalearn: ") + name_ + ": " + e.what();
+    }
+    failure = exchange_->agree(failure);
+    if (!failure.empty()) {
+      if (failure.compare(0, 3, "n: ") == 0) throw numerical_error(failure.substr(3));
+      throw invalid_argument(failure.substr(3));
+    }
+    exchange_->gather(task_grads_.leftCols(n), task_losses_.head(n));
+    Scalar loss = 0;
+    sum_.setZero();
+    for (Index b = 0; b < n; ++b) {
+      loss += task_losses_[b];
+      sum_ += task_grads_.col(b);
+    }
+    return mean(count, loss, grad);
   }
 
   // The threaded paths' slots for `blocks` blocks, none finished, none added.
@@ -301,6 +365,7 @@ class MetaBatchEngine {
     alignas(64) std::atomic<bool> busy{false};      // a worker is adding blocks (own cache line)
   };
   std::unique_ptr<Adding> adding_;
+  BlockExchange<Scalar>* exchange_ = nullptr;  // other processes' share of the meta-batch (not owned)
 };
 
 }  // namespace metalearn

@@ -167,6 +167,10 @@ class Imaml {
   /// inner_steps, or lower inner_lr if the descent oscillates) and the meta-gradient is inexact.
   double last_stationarity() const { return stationarity_; }
 
+  /// Shares every later meta-batch with other processes (distributed/mpi.hpp; null: this
+  /// process alone); results stay bit-identical to one process's.
+  void set_exchange(BlockExchange<Scalar>* exchange) { engine_.set_exchange(exchange); }
+
   /// Bytes held by the workspaces and the engine: O(P) per worker, independent of the steps.
   std::size_t bytes() const {
     std::size_t total = engine_.bytes();

@@ -332,6 +332,10 @@ class GradientInnerLoop {
     return loss / static_cast<Scalar>(count);
   }
 
+  /// Shares every later meta-batch with other processes (distributed/mpi.hpp; null: this
+  /// process alone); results stay bit-identical to one process's.
+  void set_exchange(BlockExchange<Scalar>* exchange) { engine_.set_exchange(exchange); }
+
   /// Bytes held by the workspaces, the stored inner states (θ_k, gradients) and the engine.
   std::size_t bytes() const {
     std::size_t total = engine_.bytes();

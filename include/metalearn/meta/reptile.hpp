@@ -169,6 +169,10 @@ class Reptile {
     return engine_.meta_loss_and_gradient(*this, theta, tasks, grad, std::forward<Fill>(fill));
   }
 
+  /// Shares every later meta-batch with other processes (distributed/mpi.hpp; null: this
+  /// process alone); results stay bit-identical to one process's.
+  void set_exchange(BlockExchange<Scalar>* exchange) { engine_.set_exchange(exchange); }
+
   /// Bytes held by the workspaces and the engine: O(P) per worker, independent of the steps.
   std::size_t bytes() const {
     std::size_t total = engine_.bytes();
