@@ -233,7 +233,8 @@ class MetaBatchEngine {
     const Index p = sum_.size(), n = blocks.size();
     if (task_grads_.rows() != p || task_grads_.cols() < n) task_grads_.resize(p, n);
     if (task_losses_.size() < n) task_losses_.resize(n);
-    const auto [first, last] = exchange_->share(n);
+    const std::pair<Index, Index> mine = exchange_->share(n);
+    const Index first = mine.first, last = mine.second;
     std::string failure;
     try {
       auto run = [&](Index b, Worker& wk) { task_losses_[b] = block_sum(a, wk, meta, tasks, blocks, b, task_grads_.col(b)); };

@@ -1,0 +1,187 @@
+// The engine's block exchange (meta/engine.hpp) without MPI: R "ranks" as threads of one
+// process, each with its own algorithm, joined by a loopback exchange; θ after meta-training
+// must be bit-identical to one process's for any R and any thread count, and a failure on one
+// rank must reach every rank. (tests/distributed runs the same over MPI; this runs under the
+// sanitizers.)
+#include <metalearn/meta/engine.hpp>
+#include <metalearn/meta/maml.hpp>
+#include <metalearn/meta/reptile.hpp>
+#include <metalearn/meta/trainer.hpp>
+#include <metalearn/nn/loss.hpp>
+#include <metalearn/nn/mlp.hpp>
+#include <metalearn/nn/objective.hpp>
+#include <metalearn/optim/adam.hpp>
+#include <metalearn/tasks/sine.hpp>
+
+#include <catch.hpp>
+#include <sine_tasks.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace nn = metalearn::nn;
+using metalearn::Index;
+using metalearn::Rng;
+using metalearn::Vector;
+
+namespace {
+
+// The ranks' meeting point: a reusable barrier and each rank's buffers.
+struct Loopback {
+  explicit Loopback(int ranks) : ranks(ranks), failures(static_cast<std::size_t>(ranks)), sums(failures.size()), losses(failures.size()) {}
+  void barrier() {
+    std::unique_lock<std::mutex> lock(m);
+    const long g = generation;
+    if (++arrived == ranks) {
+      arrived = 0;
+      ++generation;
+      cv.notify_all();
+    } else {
+      cv.wait(lock, [&] { return generation != g; });
+    }
+  }
+  int ranks;
+  std::mutex m;
+  std::condition_variable cv;
+  int arrived = 0;
+  long generation = 0;
+  std::vector<std::string> failures;
+  std::vector<float*> sums, losses;
+};
+
+class LoopbackExchange final : public metalearn::BlockExchange<float> {
+ public:
+  LoopbackExchange(Loopback& net, int rank) : net_(net), rank_(rank) {}
+  std::pair<Index, Index> share(Index blocks) const override { return range(blocks, rank_); }
+  std::string agree(const std::string& failure) override {
+    net_.failures[static_cast<std::size_t>(rank_)] = failure;
+    net_.barrier();
+    std::string first;
+    for (const std::string& f : net_.failures)
+      if (!f.empty()) {
+        first = f;
+        break;
+      }
+    net_.barrier();  // every rank has read the failures before any writes the next
+    return first;
+  }
+  void gather(metalearn::MatrixRef<float> sums, metalearn::VectorRef<float> losses) override {
+    net_.sums[static_cast<std::size_t>(rank_)] = sums.data();
+    net_.losses[static_cast<std::size_t>(rank_)] = losses.data();
+    net_.barrier();
+    const Index p = sums.rows();
+    for (int r = 0; r < net_.ranks; ++r) {
+      if (r == rank_) continue;
+      const auto [first, last] = range(sums.cols(), r);
+      for (Index b = first; b < last; ++b) {
+        sums.col(b) = Eigen::Map<const Vector<float>>(net_.sums[static_cast<std::size_t>(r)] + b * p, p);
+        losses[b] = net_.losses[static_cast<std::size_t>(r)][b];
+      }
+    }
+    net_.barrier();  // every rank has copied before any changes its buffers
+  }
+
+ private:
+  std::pair<Index, Index> range(Index blocks, int r) const { return {blocks * r / net_.ranks, blocks * (r + 1) / net_.ranks}; }
+  Loopback& net_;
+  int rank_;
+};
+
+template <class Make>
+Vector<float> train(Make make, metalearn::BlockExchange<float>* exchange) {
+  auto algorithm = make();
+  algorithm.set_exchange(exchange);
+  Vector<float> theta(algorithm.parameter_count());
+  Rng rng(21);
+  algorithm.initialize(theta, rng);
+  metalearn::optim::Adam<float> adam(theta.size());
+  metalearn::tasks::SineTasks<float> sampler(4);
+  metalearn::TrainerOptions o;
+  o.meta_batch = 25;
+  metalearn::MetaTrainer trainer(algorithm, adam, sampler, o);
+  trainer.run(theta, 20);
+  return theta;
+}
+
+// θ on every one of `ranks` loopback ranks.
+template <class Make>
+std::vector<Vector<float>> train_shared(Make make, int ranks) {
+  Loopback net(ranks);
+  std::vector<Vector<float>> thetas(static_cast<std::size_t>(ranks));
+  std::vector<std::thread> workers;
+  for (int r = 0; r < ranks; ++r)
+    workers.emplace_back([&, r] {
+      LoopbackExchange x(net, r);
+      thetas[static_cast<std::size_t>(r)] = train(make, &x);
+    });
+  for (auto& w : workers) w.join();
+  return thetas;
+}
+
+}  // namespace
+
+TEST_CASE("engine: a meta-batch shared by 1-3 ranks gives theta bit-identical to one process", "[engine][exchange]") {
+  const auto obj = nn::Objective(nn::Mlp<float>({1, 20, 20, 1}, nn::Relu{}), nn::MeanSquaredError{});
+  for (int threads : {1, 2}) {
+    auto maml = [&] {
+      metalearn::MamlOptions o;
+      o.inner_lr = 0.01;
+      o.threads = threads;
+      return metalearn::Maml(obj, o);
+    };
+    auto reptile = [&] {
+      metalearn::ReptileOptions o;
+      o.inner_steps = 2;
+      o.inner_lr = 0.01;
+      o.threads = threads;
+      return metalearn::Reptile(obj, o);
+    };
+    const Vector<float> alone = train(maml, nullptr), alone_reptile = train(reptile, nullptr);
+    for (int ranks : {1, 2, 3}) {
+      INFO(ranks << " ranks, " << threads << " threads");
+      for (const Vector<float>& t : train_shared(maml, ranks)) CHECK(t == alone);
+      for (const Vector<float>& t : train_shared(reptile, ranks)) CHECK(t == alone_reptile);
+    }
+  }
+}
+
+TEST_CASE("engine: a task that fails on one rank fails the meta-step on every rank, grad unchanged",
+          "[engine][exchange][bad_input]") {
+  const auto obj = nn::Objective(nn::Mlp<float>({1, 20, 20, 1}, nn::Relu{}), nn::MeanSquaredError{});
+  auto tasks = mlt::sine_tasks<float>(9, 25, 10);
+  tasks.back().support.targets.setConstant(3e38f);  // its inner step overflows, on the last rank only
+  const int ranks = 3;
+  Loopback net(ranks);
+  std::vector<std::string> messages(static_cast<std::size_t>(ranks));
+  std::vector<bool> unchanged(static_cast<std::size_t>(ranks));
+  std::vector<std::thread> workers;
+  for (int r = 0; r < ranks; ++r)
+    workers.emplace_back([&, r] {
+      LoopbackExchange x(net, r);
+      metalearn::MamlOptions o;
+      o.inner_lr = 0.01;
+      metalearn::Maml maml(obj, o);
+      maml.set_exchange(&x);
+      Vector<float> theta(maml.parameter_count());
+      Rng rng(1);
+      maml.initialize(theta, rng);
+      Vector<float> grad = Vector<float>::Constant(theta.size(), 7.0f);
+      try {
+        maml.meta_loss_and_gradient(theta, tasks, grad);
+      } catch (const metalearn::numerical_error& e) {
+        messages[static_cast<std::size_t>(r)] = e.what();
+      }
+      unchanged[static_cast<std::size_t>(r)] = (grad.array() == 7.0f).all();
+    });
+  for (auto& w : workers) w.join();
+  for (int r = 0; r < ranks; ++r) {
+    INFO("rank " << r << ": " << messages[static_cast<std::size_t>(r)]);
+    CHECK(messages[static_cast<std::size_t>(r)].find("task 24: inner loop: inner step 1 made theta_1 non-finite") !=
+          std::string::npos);
+    CHECK(unchanged[static_cast<std::size_t>(r)]);
+  }
+}
