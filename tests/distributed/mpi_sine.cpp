@@ -2,11 +2,11 @@
 // ranks, every rank meta-trains 50 iterations on sine with the exchange and compares its θ
 // with the one-process result it computes itself, bit for bit, for MAML (order 2), Reptile
 // and CAVIA with the support start, with the threads given on the command line.
-//   mpi_sine [--threads T]          the bit-identity check; exit 0 when every rank agrees
-//   mpi_sine --fault                a task diverges on the last rank: every rank must throw
-//                                   numerical_error naming that rank, and none may hang
-//   mpi_sine --kill                 the last rank kills itself mid-run: mpirun must end the
-//                                   job (the test expects a failure within its timeout)
+//   mpi_sine [--threads T]   the bit-identity check; exit 0 when every rank agrees
+//   mpi_sine --fault         a task diverges on the last rank: every rank must throw
+//                            numerical_error naming that rank, and none may hang
+//   mpi_sine --kill          the last rank kills itself mid-run: mpirun must end the job
+//                            (the test expects a failure within its timeout)
 #include <metalearn/distributed/mpi.hpp>
 #include <metalearn/meta/cavia.hpp>
 #include <metalearn/meta/maml.hpp>
@@ -62,17 +62,20 @@ bool identical(const char* label, Algorithm& algorithm, metalearn::distributed::
   metalearn::distributed::check_agreement(algorithm);
   const Vector<float> alone = train(algorithm, nullptr);
   const Vector<float> shared = train(algorithm, &exchange);
-  // with several ranks, each computed a share only: the others' blocks arrived through the exchange
+  // with several ranks, each computed a share only: the sum arrived through the exchange
   const bool split = exchange.size() == 1 || exchange.bytes_received() > 0;
-  const bool same = split && alone.size() == shared.size() &&
-                    std::memcmp(alone.data(), shared.data(), sizeof(float) * static_cast<std::size_t>(alone.size())) == 0;
+  const bool same =
+      split && alone.size() == shared.size() &&
+      std::memcmp(alone.data(), shared.data(), sizeof(float) * static_cast<std::size_t>(alone.size())) == 0;
   int all = same ? 1 : 0, everyone = 0;
   MPI_Allreduce(&all, &everyone, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
   if (exchange.rank() == 0)
-    std::printf("mpi: %s, %d ranks, %d threads each: theta after %ld meta-iterations %s on every rank (rank 0 "
-                "received %.0f bytes of block sums)\n",
-                label, exchange.size(), threads, static_cast<long>(kIterations),
-                everyone ? "bit-identical to one process" : "DIFFERS from one process", exchange.bytes_received());
+    std::printf(
+        "mpi: %s, %d ranks, %d threads each: theta after %ld "
+        "meta-iterations %s on every rank (rank 0 "
+        "received %.0f bytes of sums)\n",
+        label, exchange.size(), threads, static_cast<long>(kIterations),
+        everyone ? "bit-identical to one process" : "DIFFERS from one process", exchange.bytes_received());
   return everyone == 1;
 }
 
@@ -85,8 +88,10 @@ int main(int argc, char** argv) {
   std::string mode = "identity";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
-    else if (a == "--fault" || a == "--kill") mode = a.substr(2);
+    if (a == "--threads" && i + 1 < argc)
+      threads = std::stoi(argv[++i]);
+    else if (a == "--fault" || a == "--kill")
+      mode = a.substr(2);
   }
   metalearn::distributed::MpiExchange<float> exchange;
   const auto obj = nn::Objective(nn::Mlp<float>({1, 40, 40, 1}, nn::Relu{}), nn::MeanSquaredError{});
@@ -137,8 +142,8 @@ int main(int argc, char** argv) {
                                      : "rank " + std::to_string(exchange.size() - 1) + ": ";
     const bool ok = what.find(expected) != std::string::npos && what.find("task 24") != std::string::npos &&
                     what.find("wrong exception") == std::string::npos;
-    std::printf("mpi fault: rank %d of %d: %s%s\n", exchange.rank(), exchange.size(), ok ? "" : "UNEXPECTED: ",
-                what.c_str());
+    std::printf("mpi fault: rank %d of %d: %s%s\n", exchange.rank(), exchange.size(),
+                ok ? "" : "UNEXPECTED: ", what.c_str());
     int mine = ok ? 1 : 0, all = 0;
     MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     status = all == 1 ? 0 : 1;

@@ -1,8 +1,9 @@
 // The engine's block exchange (meta/engine.hpp) without MPI: R "ranks" as threads of one
 // process, each with its own algorithm, joined by a loopback exchange; θ after meta-training
-// must be bit-identical to one process's for any R and any thread count, and a failure on one
-// rank must reach every rank. (tests/distributed runs the same over MPI; this runs under the
-// sanitizers.)
+// must be bit-identical to one process's for any R and any thread count, a failure on one
+// rank must reach every rank, and a checkpoint must resume on another number of ranks.
+// (tests/distributed runs the same over MPI; this runs under the sanitizers.)
+#include <metalearn/io/checkpoint.hpp>
 #include <metalearn/meta/engine.hpp>
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/reptile.hpp>
@@ -15,6 +16,7 @@
 
 #include <catch.hpp>
 #include <sine_tasks.hpp>
+#include <temp_dir.hpp>
 
 #include <condition_variable>
 #include <mutex>
@@ -32,7 +34,7 @@ namespace {
 
 // The ranks' meeting point: a reusable barrier and each rank's buffers.
 struct Loopback {
-  explicit Loopback(int ranks) : ranks(ranks), failures(static_cast<std::size_t>(ranks)), sums(failures.size()), losses(failures.size()) {}
+  explicit Loopback(int ranks) : ranks(ranks), failures(static_cast<std::size_t>(ranks)) {}
   void barrier() {
     std::unique_lock<std::mutex> lock(m);
     const long g = generation;
@@ -50,13 +52,14 @@ struct Loopback {
   int arrived = 0;
   long generation = 0;
   std::vector<std::string> failures;
-  std::vector<float*> sums, losses;
+  const float* partial = nullptr;  // the sum so far, in the rank whose turn ended last
 };
 
 class LoopbackExchange final : public metalearn::BlockExchange<float> {
  public:
   LoopbackExchange(Loopback& net, int rank) : net_(net), rank_(rank) {}
-  std::pair<Index, Index> share(Index blocks) const override { return range(blocks, rank_); }
+  int rank() const override { return rank_; }
+  int size() const override { return net_.ranks; }
   std::string agree(const std::string& failure) override {
     net_.failures[static_cast<std::size_t>(rank_)] = failure;
     net_.barrier();
@@ -69,24 +72,24 @@ class LoopbackExchange final : public metalearn::BlockExchange<float> {
     net_.barrier();  // every rank has read the failures before any writes the next
     return first;
   }
-  void gather(metalearn::MatrixRef<float> sums, metalearn::VectorRef<float> losses) override {
-    net_.sums[static_cast<std::size_t>(rank_)] = sums.data();
-    net_.losses[static_cast<std::size_t>(rank_)] = losses.data();
-    net_.barrier();
-    const Index p = sums.rows();
+  // the ranks in turn: each continues its predecessor's partial sum; then all copy the last one's
+  void reduce(metalearn::ConstMatrixRef<float> blocks, const Index* first, metalearn::VectorRef<float> sum) override {
     for (int r = 0; r < net_.ranks; ++r) {
-      if (r == rank_) continue;
-      const auto [first, last] = range(sums.cols(), r);
-      for (Index b = first; b < last; ++b) {
-        sums.col(b) = Eigen::Map<const Vector<float>>(net_.sums[static_cast<std::size_t>(r)] + b * p, p);
-        losses[b] = net_.losses[static_cast<std::size_t>(r)][b];
+      if (r == rank_) {
+        if (r == 0)
+          sum.setZero();
+        else
+          sum = Eigen::Map<const Vector<float>>(net_.partial, sum.size());
+        for (Index b = first[r]; b < first[r + 1]; ++b) sum += blocks.col(b);
+        net_.partial = sum.data();
       }
+      net_.barrier();
     }
-    net_.barrier();  // every rank has copied before any changes its buffers
+    if (rank_ + 1 < net_.ranks) sum = Eigen::Map<const Vector<float>>(net_.partial, sum.size());
+    net_.barrier();  // every rank has copied before the last changes its sum
   }
 
  private:
-  std::pair<Index, Index> range(Index blocks, int r) const { return {blocks * r / net_.ranks, blocks * (r + 1) / net_.ranks}; }
   Loopback& net_;
   int rank_;
 };
@@ -124,7 +127,10 @@ std::vector<Vector<float>> train_shared(Make make, int ranks) {
 
 }  // namespace
 
-TEST_CASE("engine: a meta-batch shared by 1-3 ranks gives theta bit-identical to one process", "[engine][exchange]") {
+TEST_CASE(
+    "engine: a meta-batch shared by 1-3 ranks gives theta bit-identical "
+    "to one process",
+    "[engine][exchange]") {
   const auto obj = nn::Objective(nn::Mlp<float>({1, 20, 20, 1}, nn::Relu{}), nn::MeanSquaredError{});
   for (int threads : {1, 2}) {
     auto maml = [&] {
@@ -149,8 +155,10 @@ TEST_CASE("engine: a meta-batch shared by 1-3 ranks gives theta bit-identical to
   }
 }
 
-TEST_CASE("engine: a task that fails on one rank fails the meta-step on every rank, grad unchanged",
-          "[engine][exchange][bad_input]") {
+TEST_CASE(
+    "engine: a task that fails on one rank fails the meta-step on every "
+    "rank, grad unchanged",
+    "[engine][exchange][bad_input]") {
   const auto obj = nn::Objective(nn::Mlp<float>({1, 20, 20, 1}, nn::Relu{}), nn::MeanSquaredError{});
   auto tasks = mlt::sine_tasks<float>(9, 25, 10);
   tasks.back().support.targets.setConstant(3e38f);  // its inner step overflows, on the last rank only
@@ -184,4 +192,55 @@ TEST_CASE("engine: a task that fails on one rank fails the meta-step on every ra
           std::string::npos);
     CHECK(unchanged[static_cast<std::size_t>(r)]);
   }
+}
+
+TEST_CASE("engine: a checkpoint of 2 ranks resumes on 3 and continues bit for bit", "[engine][exchange][resume]") {
+  const auto obj = nn::Objective(nn::Mlp<float>({1, 20, 20, 1}, nn::Relu{}), nn::MeanSquaredError{});
+  auto make = [&] {
+    metalearn::MamlOptions o;
+    o.inner_lr = 0.01;
+    return metalearn::Maml(obj, o);
+  };
+  metalearn::TrainerOptions to;
+  to.meta_batch = 25;
+  // one process, 10 + 10 meta-iterations
+  Vector<float> straight;
+  {
+    auto a = make();
+    straight.resize(a.parameter_count());
+    Rng rng(21);
+    a.initialize(straight, rng);
+    metalearn::optim::Adam<float> adam(straight.size());
+    metalearn::tasks::SineTasks<float> sampler(4);
+    metalearn::MetaTrainer trainer(a, adam, sampler, to);
+    trainer.run(straight, 20);
+  }
+  mlt::TempDir dir;
+  const std::string path = dir.file("shared.ckpt");
+  auto on_ranks = [&](int ranks, bool resume) {
+    Loopback net(ranks);
+    std::vector<Vector<float>> thetas(static_cast<std::size_t>(ranks));
+    std::vector<std::thread> workers;
+    for (int r = 0; r < ranks; ++r)
+      workers.emplace_back([&, r] {
+        LoopbackExchange x(net, r);
+        auto a = make();
+        a.set_exchange(&x);
+        Vector<float> theta(a.parameter_count());
+        Rng rng(21);
+        a.initialize(theta, rng);
+        metalearn::optim::Adam<float> adam(theta.size());
+        metalearn::tasks::SineTasks<float> sampler(resume ? 99 : 4);  // the checkpoint restores the stream
+        metalearn::MetaTrainer trainer(a, adam, sampler, to);
+        if (resume) metalearn::io::load_checkpoint(path, a.describe(), theta, adam, trainer, sampler.rng());
+        trainer.run(theta, 10);
+        if (!resume && r == 0)  // rank 0 writes it (atomically); every rank holds the same state
+          metalearn::io::save_checkpoint(path, a.describe(), theta, adam, trainer, sampler.rng());
+        thetas[static_cast<std::size_t>(r)] = theta;
+      });
+    for (auto& w : workers) w.join();
+    return thetas;
+  };
+  on_ranks(2, false);
+  for (const Vector<float>& t : on_ranks(3, true)) CHECK(t == straight);
 }

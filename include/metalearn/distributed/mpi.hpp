@@ -1,17 +1,20 @@
 #pragma once
 /// @file
-/// @brief The meta-batch over MPI ranks, bit-identical to one process (optional: only programs
-/// that link MPI include this header; CMake target `metalearn::mpi`).
+/// @brief The meta-batch over MPI ranks, bit-identical to one process
+/// (optional: only programs that link MPI include this header; CMake target
+/// `metalearn::mpi`).
 ///
-/// Every rank draws every task of a meta-iteration from the same sampler stream (so the union
-/// of the ranks' tasks is the one-process meta-batch, whatever the number of ranks), computes
-/// the sums of its contiguous share of the engine's fixed summation blocks (with its own
-/// threads), and an MPI_Allgatherv gives every rank every block's sum; each rank then adds the
-/// blocks in block order, exactly as one process does. A plain MPI_Allreduce with MPI_SUM
-/// would add in an order that depends on the implementation and the number of ranks; this
-/// exchange moves (blocks × P) numbers instead of P, for results that do not depend on R.
-/// Before the exchange the ranks agree on failure: an exception on one rank (a bad task, a
-/// diverging inner loop) is thrown on every rank with that rank's message, never a hang.
+/// Every rank draws every task of a meta-iteration from the same sampler stream
+/// (so the union of the ranks' tasks is the one-process meta-batch, whatever
+/// the number of ranks) and computes the sums of its contiguous share of the
+/// engine's fixed summation blocks (with its own threads); then the sum is
+/// carried from rank to rank in block order — rank r adds its blocks to the
+/// partial sum of ranks 0 … r − 1 — and the last rank broadcasts it, so every
+/// rank adds exactly as one process does. A plain MPI_Allreduce with MPI_SUM
+/// would add in an order that depends on the implementation and the number of
+/// ranks. Before the exchange the ranks agree on failure: an exception on one
+/// rank (a bad task, a diverging inner loop) is thrown on every rank with that
+/// rank's message, never a hang.
 
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/types.hpp>
@@ -25,6 +28,7 @@
 #endif
 #include <mpi.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <string>
@@ -41,13 +45,14 @@ MPI_Datatype mpi_type() {
   return std::is_same_v<S, float> ? MPI_FLOAT : MPI_DOUBLE;
 }
 
-// Throws metalearn::runtime_error-like invalid_argument for an MPI call that failed.
+// Throws invalid_argument naming an MPI call that failed and MPI's message.
 inline void check(int rc, const char* call) {
   if (rc == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(rc, text, &length);
-  metalearn::detail::fail("distributed::MpiExchange", call, " failed: ", std::string(text, static_cast<std::size_t>(length)));
+  metalearn::detail::fail("distributed::MpiExchange", call,
+                          " failed: ", std::string(text, static_cast<std::size_t>(length)));
 }
 
 // Every rank's string, gathered to every rank.
@@ -73,27 +78,25 @@ inline std::vector<std::string> all_strings(MPI_Comm comm, const std::string& mi
 }
 }  // namespace detail
 
-/// The engine's block exchange (meta/engine.hpp) over the ranks of an MPI communicator.
-/// Give it to an algorithm with `algorithm.set_exchange(&exchange)`; every rank must then run
-/// the same meta-steps on the same meta-parameters (MetaTrainer with the same sampler seed
-/// does), and every rank ends each meta-step with the same meta-gradient, bit for bit.
+/// The engine's block exchange (meta/engine.hpp) over the ranks of an MPI
+/// communicator. Give it to an algorithm with
+/// `algorithm.set_exchange(&exchange)`; every rank must then run the same
+/// meta-steps on the same meta-parameters (MetaTrainer with the same sampler
+/// seed does), and every rank ends each meta-step with the same meta-gradient,
+/// bit for bit.
 template <class S>
 class MpiExchange final : public BlockExchange<S> {
  public:
-  /// The exchange over `comm` (not owned; MPI must be initialised and stay so while it is used).
+  /// The exchange over `comm` (not owned; MPI must be initialised and stay so
+  /// while it is used).
   explicit MpiExchange(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
     detail::check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
     detail::check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
-    counts_.resize(static_cast<std::size_t>(size_));
-    offsets_.resize(static_cast<std::size_t>(size_));
   }
 
-  /// This rank and the number of ranks.
-  int rank() const { return rank_; }
-  int size() const { return size_; }
-
-  /// Blocks [b·r/R, b·(r+1)/R) on rank r.
-  std::pair<Index, Index> share(Index blocks) const override { return range(blocks, rank_); }
+  /// The engine's shares of the blocks: rank and size of the communicator.
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
 
   /// The lowest failing rank's failure, on every rank ("" when none failed).
   std::string agree(const std::string& failure) override {
@@ -113,56 +116,61 @@ class MpiExchange final : public BlockExchange<S> {
     return text;
   }
 
-  /// Every rank's block columns and losses to every rank (in place).
-  void gather(MatrixRef<S> sums, VectorRef<S> losses) override {
-    const Index blocks = sums.cols(), p = sums.rows();
-    if (static_cast<double>(blocks) * static_cast<double>(p) > static_cast<double>(INT_MAX))
-      metalearn::detail::fail("distributed::MpiExchange", "a meta-batch of ", blocks, " blocks of ", p,
+  /// The sum in block order: rank r receives the sum of ranks 0 … r − 1's
+  /// blocks from r − 1, adds its own in order and passes it to r + 1; the last
+  /// rank broadcasts the total. Each entry's additions keep their order, so the
+  /// sum moves in chunks: rank r + 1 adds chunk c while rank r still adds chunk
+  /// c + 1 (a pipeline, not R sums one after another). P + 1 numbers from the
+  /// predecessor and P + 1 in the broadcast per rank and meta-step.
+  void reduce(ConstMatrixRef<S> blocks, const Index* first, VectorRef<S> sum) override {
+    const Index n = sum.size();
+    if (n > INT_MAX)
+      metalearn::detail::fail("distributed::MpiExchange", "a meta-gradient of ", n,
                               " entries exceeds MPI's int counts");
-    for (int r = 0; r < size_; ++r) {
-      const auto [first, last] = range(blocks, r);
-      counts_[static_cast<std::size_t>(r)] = static_cast<int>((last - first) * p);
-      offsets_[static_cast<std::size_t>(r)] = static_cast<int>(first * p);
+    const Index b0 = first[rank_], b1 = first[rank_ + 1];
+    for (Index at = 0; at < n; at += kChunk) {
+      const Index len = std::min(kChunk, n - at);
+      auto part = sum.segment(at, len);
+      if (rank_ > 0)
+        detail::check(MPI_Recv(part.data(), static_cast<int>(len), detail::mpi_type<S>(), rank_ - 1, kTag, comm_,
+                               MPI_STATUS_IGNORE),
+                      "MPI_Recv");
+      else
+        part.setZero();
+      for (Index b = b0; b < b1; ++b) part += blocks.col(b).segment(at, len);  // in block order
+      if (rank_ + 1 < size_)
+        detail::check(MPI_Send(part.data(), static_cast<int>(len), detail::mpi_type<S>(), rank_ + 1, kTag, comm_),
+                      "MPI_Send");
     }
-    bytes_ += static_cast<double>(blocks * p - counts_[static_cast<std::size_t>(rank_)]) * sizeof(S);
-    detail::check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, sums.data(), counts_.data(), offsets_.data(),
-                                 detail::mpi_type<S>(), comm_),
-                  "MPI_Allgatherv");
-    for (int r = 0; r < size_; ++r) {
-      const auto [first, last] = range(blocks, r);
-      counts_[static_cast<std::size_t>(r)] = static_cast<int>(last - first);
-      offsets_[static_cast<std::size_t>(r)] = static_cast<int>(first);
-    }
-    detail::check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, losses.data(), counts_.data(), offsets_.data(),
-                                 detail::mpi_type<S>(), comm_),
-                  "MPI_Allgatherv");
+    detail::check(MPI_Bcast(sum.data(), static_cast<int>(n), detail::mpi_type<S>(), size_ - 1, comm_), "MPI_Bcast");
+    bytes_ +=
+        static_cast<double>((rank_ > 0 ? 1 : 0) + (rank_ + 1 < size_ ? 1 : 0)) * static_cast<double>(n) * sizeof(S);
   }
 
-  /// Bytes this rank received in block sums so far.
+  /// Bytes of sums this rank received so far (its predecessor's partial sum and
+  /// the broadcast).
   double bytes_received() const { return bytes_; }
 
  private:
-  std::pair<Index, Index> range(Index blocks, int r) const {
-    return {blocks * r / size_, blocks * (r + 1) / size_};
-  }
+  static constexpr int kTag = 0x6d6c;    // "ml"
+  static constexpr Index kChunk = 8192;  // entries per message of the pipelined sum
 
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
-  std::vector<int> counts_, offsets_;
   double bytes_ = 0;
 };
 
-/// Refuses (on every rank, with `invalid_argument` naming the difference) ranks whose
-/// algorithms describe themselves differently or have different parameter counts; call it
-/// once at start-up on every rank of `comm`.
+/// Refuses (on every rank, with `invalid_argument` naming the difference) ranks
+/// whose algorithms describe themselves differently or have different parameter
+/// counts; call it once at start-up on every rank of `comm`.
 template <class Algorithm>
 void check_agreement(const Algorithm& algorithm, MPI_Comm comm = MPI_COMM_WORLD) {
   const std::string mine = algorithm.describe() + " | parameters " + std::to_string(algorithm.parameter_count());
   const std::vector<std::string> all = detail::all_strings(comm, mine);
   for (std::size_t r = 1; r < all.size(); ++r)
     if (all[r] != all[0])
-      metalearn::detail::fail("distributed::check_agreement", "rank ", r, " runs '", all[r], "', rank 0 runs '",
-                              all[0], "'");
+      metalearn::detail::fail("distributed::check_agreement", "rank ", r, " runs '", all[r], "', rank 0 runs '", all[0],
+                              "'");
 }
 
 }  // namespace metalearn::distributed

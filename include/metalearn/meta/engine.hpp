@@ -23,6 +23,7 @@
 #include <metalearn/parallel/thread_pool.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -55,22 +56,25 @@ struct TaskBlocks {
 
 /// How the engines of several processes share a meta-batch (distributed/mpi.hpp implements it
 /// with MPI; nothing in the core headers depends on that). Every process holds every task of
-/// the meta-batch and computes the sums of its own share of the fixed blocks; `gather` makes
-/// all blocks' sums known to every process, which then adds them in block order exactly as one
-/// process would, so the result is bit-identical for any number of processes and threads.
+/// the meta-batch; process r computes the sums of the fixed blocks [first[r], first[r + 1]) (a
+/// contiguous share, balanced by tasks); `reduce` adds all blocks in block order — process r
+/// continues the sum process r − 1 passes on — exactly as one process adds them, so the
+/// result is bit-identical for any number of processes and threads.
 template <class S>
 class BlockExchange {
  public:
   virtual ~BlockExchange() = default;
-  /// This process's blocks [first, last) of `blocks` (contiguous, the same split on every process).
-  virtual std::pair<Index, Index> share(Index blocks) const = 0;
-  /// Called by every process after its blocks, with whether they failed and how ("i: " for
-  /// `invalid_argument`, "n: " for `numerical_error`, then the message); returns on every
-  /// process the failure of the lowest-ranked process that failed, or "" when none did.
+  /// This process's rank r and the number of processes R.
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// Called by every process after its blocks, with how they failed ("i: " for
+  /// `invalid_argument`, "n: " for `numerical_error`, then the message; "" when they did not);
+  /// returns on every process the failure of the lowest-ranked process that failed, or "".
   virtual std::string agree(const std::string& failure) = 0;
-  /// Fills the columns of `sums` (P × blocks) and the entries of `losses` that other processes
-  /// computed, from theirs.
-  virtual void gather(MatrixRef<S> sums, VectorRef<S> losses) = 0;
+  /// Makes `sum` on every process ((0 + B_0) + B_1) + … over every block's column B_b (its
+  /// meta-gradient sum, then its loss sum), in block order; this process holds the columns
+  /// first[rank()] … first[rank() + 1] − 1 of `blocks` (`first` has size() + 1 entries).
+  virtual void reduce(ConstMatrixRef<S> blocks, const Index* first, VectorRef<S> sum) = 0;
 };
 
 /// The meta-batch engine of an algorithm `A`, which provides
@@ -177,7 +181,8 @@ class MetaBatchEngine {
   /// Bytes held by the engine's own buffers (the workspaces' are the algorithm's to count).
   std::size_t bytes() const {
     std::size_t total = sizeof(Scalar) * static_cast<std::size_t>(sum_.size() + block_.size() + task_grads_.size() +
-                                                                  task_losses_.size());
+                                                                  task_losses_.size() + shared_.size() +
+                                                                  reduced_.size());
     for (const auto& w : workers_) total += sizeof(Scalar) * static_cast<std::size_t>(w.grad.size());
     return total;
   }
@@ -225,19 +230,21 @@ class MetaBatchEngine {
   }
 
   // The meta-batch shared with other processes: this process's blocks into their slots, an
-  // agreement on failure (so that no process waits for one that threw), the other blocks from
-  // the other processes, then the sum in block order, as the one-thread path adds.
+  // agreement on failure (so that no process waits for one that threw), then the exchange's sum
+  // of all blocks in block order, as the one-thread path adds them.
   template <class Tasks>
   Scalar shared(const A& a, ConstVectorRef<Scalar> meta, const Tasks& tasks, Index count, VectorRef<Scalar> grad) {
     const detail::TaskBlocks blocks(count);
     const Index p = sum_.size(), n = blocks.size();
-    if (task_grads_.rows() != p || task_grads_.cols() < n) task_grads_.resize(p, n);
-    if (task_losses_.size() < n) task_losses_.resize(n);
-    const std::pair<Index, Index> mine = exchange_->share(n);
-    const Index first = mine.first, last = mine.second;
+    if (shared_.rows() != p + 1 || shared_.cols() < n) shared_.resize(p + 1, n);
+    share(blocks, count);
+    const Index first = first_[static_cast<std::size_t>(exchange_->rank())];
+    const Index last = first_[static_cast<std::size_t>(exchange_->rank()) + 1];
     std::string failure;
     try {
-      auto run = [&](Index b, Worker& wk) { task_losses_[b] = block_sum(a, wk, meta, tasks, blocks, b, task_grads_.col(b)); };
+      auto run = [&](Index b, Worker& wk) {
+        shared_(p, b) = block_sum(a, wk, meta, tasks, blocks, b, shared_.col(b).head(p));
+      };
       if (!pool_) {
         for (Index b = first; b < last; ++b) run(b, workers_[0]);
       } else {
@@ -255,14 +262,29 @@ class MetaBatchEngine {
       if (failure.compare(0, 3, "n: ") == 0) throw numerical_error(failure.substr(3));
       throw invalid_argument(failure.substr(3));
     }
-    exchange_->gather(task_grads_.leftCols(n), task_losses_.head(n));
-    Scalar loss = 0;
-    sum_.setZero();
-    for (Index b = 0; b < n; ++b) {
-      loss += task_losses_[b];
-      sum_ += task_grads_.col(b);
+    if (reduced_.size() != p + 1) reduced_.resize(p + 1);
+    exchange_->reduce(shared_.leftCols(n), first_.data(), reduced_);
+    sum_ = reduced_.head(p);
+    return mean(count, reduced_[p], grad);
+  }
+
+  // first_[r]: the first block of process r, r = 0 … R (first_[R] = the number of blocks); each
+  // boundary the block start nearest to count · r / R, so the processes' tasks differ by at most
+  // a block's.
+  void share(const detail::TaskBlocks& blocks, Index count) {
+    const int ranks = exchange_->size();
+    const Index n = blocks.size();
+    first_.resize(static_cast<std::size_t>(ranks) + 1);  // (allocates only when R grows)
+    Index b = 0;
+    first_[0] = 0;
+    for (int r = 1; r < ranks; ++r) {
+      const double target = static_cast<double>(count) * r / ranks;
+      auto start = [&](Index x) { return x < n ? blocks.begin(x) : count; };
+      auto distance = [&](Index x) { return std::abs(static_cast<double>(start(x)) - target); };
+      while (b < n && distance(b + 1) < distance(b)) ++b;
+      first_[static_cast<std::size_t>(r)] = b;
     }
-    return mean(count, loss, grad);
+    first_[static_cast<std::size_t>(ranks)] = n;
   }
 
   // The threaded paths' slots for `blocks` blocks, none finished, none added.
@@ -358,6 +380,9 @@ class MetaBatchEngine {
   Vector<Scalar> block_;        // one thread: the sum over the current block's tasks
   Matrix<Scalar> task_grads_;   // threads: one column per block, its gradient sum
   Vector<Scalar> task_losses_;  // threads: one entry per block, its loss sum
+  Matrix<Scalar> shared_;       // with an exchange: per block, its gradient sum and its loss sum
+  Vector<Scalar> reduced_;      // with an exchange: the sum over all blocks, then the loss
+  std::vector<Index> first_;    // with an exchange: each process's first block
   struct Adding {  // threads: the blocks' progress into sum_ (behind a pointer: the engine stays movable)
     std::vector<std::atomic<bool>> finished;        // block b is in its slots
     Index blocks = 0;                               // blocks of the current call
