@@ -7,6 +7,8 @@
 //                            numerical_error naming that rank, and none may hang
 //   mpi_sine --kill          the last rank kills itself mid-run: mpirun must end the job
 //                            (the test expects a failure within its timeout)
+//   mpi_sine --disagree      the last rank has another inner rate: check_agreement must
+//                            refuse it on every rank, naming the rank and both settings
 #include <metalearn/distributed/mpi.hpp>
 #include <metalearn/meta/cavia.hpp>
 #include <metalearn/meta/maml.hpp>
@@ -90,7 +92,7 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc)
       threads = std::stoi(argv[++i]);
-    else if (a == "--fault" || a == "--kill")
+    else if (a == "--fault" || a == "--kill" || a == "--disagree")
       mode = a.substr(2);
   }
   metalearn::distributed::MpiExchange<float> exchange;
@@ -144,6 +146,26 @@ int main(int argc, char** argv) {
                     what.find("wrong exception") == std::string::npos;
     std::printf("mpi fault: rank %d of %d: %s%s\n", exchange.rank(), exchange.size(),
                 ok ? "" : "UNEXPECTED: ", what.c_str());
+    int mine = ok ? 1 : 0, all = 0;
+    MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    status = all == 1 ? 0 : 1;
+  } else if (mode == "disagree") {
+    metalearn::MamlOptions mo;
+    mo.inner_lr = exchange.rank() == exchange.size() - 1 && exchange.size() > 1 ? 0.02 : 0.01;
+    metalearn::Maml maml(obj, mo);
+    std::string what = "(no exception)";
+    try {
+      metalearn::distributed::check_agreement(maml);
+    } catch (const metalearn::invalid_argument& e) {
+      what = e.what();
+    }
+    const std::string last = std::to_string(exchange.size() - 1);
+    const bool ok = exchange.size() == 1 ? what == "(no exception)"
+                                         : what.find("rank " + last + " runs 'Maml(") != std::string::npos &&
+                                               what.find("inner_lr 0.02") != std::string::npos &&
+                                               what.find("rank 0 runs 'Maml(") != std::string::npos;
+    std::printf("mpi disagree: rank %d of %d: %s%s\n", exchange.rank(), exchange.size(), ok ? "" : "UNEXPECTED: ",
+                what.c_str());
     int mine = ok ? 1 : 0, all = 0;
     MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     status = all == 1 ? 0 : 1;
