@@ -211,8 +211,7 @@ class Cavia : public detail::GradientInnerLoop<Cavia<M>, M> {
   }
 
   // Whether the batch's targets are a matrix, so that [x; y] can be summarised.
-  static constexpr bool kSummary =
-      std::is_same_v<std::decay_t<decltype(std::declval<Batch>().targets)>, Matrix<Scalar>>;
+  static constexpr bool kSummary = std::is_same_v<std::decay_t<decltype(std::declval<Batch>().targets)>, Matrix<Scalar>>;
 
   // s_i, entry i of the mean of the support set's [x; y] columns.
   static Scalar summary(const Batch& support, Index i) {

@@ -141,12 +141,11 @@ inline std::string describe_inner_loop(Order order, int steps, const Clip& clip,
 ///   - `std::string describe() const` and `void initialize(VectorRef<Scalar>, Rng&) const`;
 ///   - optionally a task-dependent start θ₀ = θ₀(meta, support) instead of θ:
 ///     `bool task_start(const Scalar* meta, const Batch& support, VectorRef<Scalar> theta0) const`
-///     writes all of θ₀ to theta0 and returns true, or returns false without writing when
-///     θ₀ = θ (the loop then runs from θ itself, without a copy); `void
-///     task_start_gradient(const Scalar* meta, const Batch& support, VectorRef<Scalar> grad)
-///     const` is given ∂ℒ/∂θ₀ in grad's first P entries and turns it into the meta-gradient
-///     (θ's entries and the extras after θ). An algorithm with a task start learns no rates:
-///     its extras are the start's parameters;
+///     writes all of θ₀ to theta0 and returns true, or returns false without writing when θ₀ = θ
+///     (the loop then runs from θ itself, without a copy); `void task_start_gradient(const Scalar* meta, const Batch&
+///     support, VectorRef<Scalar> grad) const` is given ∂ℒ/∂θ₀ in grad's first P entries and
+///     turns it into the meta-gradient (θ's entries and the extras after θ). An algorithm with a
+///     task start learns no rates: its extras are the start's parameters;
 ///   - optionally `Index frozen_prefix() const`: an offset f > 0 when the rates adapt exactly
 ///     θ[f, P) and the model has frozen-prefix passes there (model.hpp; ANIL on nn::Objective),
 ///     0 otherwise. The inner loop then computes the frozen layers once per task: the support
@@ -325,8 +324,7 @@ class GradientInnerLoop {
       const Task& task = tasks[static_cast<std::size_t>(t)];
       for_task(where, t, [&] {
         const Index last = inner_loop(wk, meta, task.support, steps, [&](int k, const auto& theta_k) {
-          if (k >= 1 && k < steps && weight(k) != Scalar(0))
-            loss += weight(k) * evaluate_loss(model_, theta_k, task.query, wk.ws);
+          if (k >= 1 && k < steps && weight(k) != Scalar(0)) loss += weight(k) * evaluate_loss(model_, theta_k, task.query, wk.ws);
         });
         loss += final_weight() * evaluate_loss(model_, wk.thetas.col(last), task.query, wk.ws);
       });
