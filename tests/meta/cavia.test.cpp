@@ -155,7 +155,7 @@ TEST_CASE("CAVIA: the meta-gradient matches central differences of the meta-loss
       }
 }
 
-TEST_CASE("CAVIA: threads bit-identical; each task's meta-gradient clamped before the mean", "[cavia][threads]") {
+TEST_CASE("CAVIA: threads bit-identical, each task's meta-gradient clamped before the mean", "[cavia][threads]") {
   const nn::Context model(nn::Objective(nn::Mlp<float>({1, 40, 40, 1}, nn::Relu{}), nn::MeanSquaredError{}), 5);
   const auto tasks = mlt::sine_tasks<float>(7, 25, 10, 3);
   std::vector<Vector<float>> grads;
@@ -314,7 +314,7 @@ TEST_CASE("CAVIA's support start: the meta-gradient of W_s, b_s and θ matches c
       }
 }
 
-TEST_CASE("CAVIA's support start: zero W_s and b_s is CAVIA; threads bit-identical; adapt and evaluate start there",
+TEST_CASE("CAVIA's support start: zero W_s and b_s is CAVIA, threads bit-identical, adapt and evaluate start there",
           "[cavia][threads]") {
   using S = float;
   const nn::Context model(nn::Objective(nn::Mlp<S>({1, 40, 40, 1}, nn::Relu{}), nn::MeanSquaredError{}), 5);

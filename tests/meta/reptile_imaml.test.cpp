@@ -297,7 +297,7 @@ TEST_CASE("iMAML: fewer CG iterations leave a larger residual and fewer inner st
   CHECK(residuals[3] < 1e-6);
 }
 
-TEST_CASE("Reptile and iMAML: bit-identical on 1, 2 and 3 threads; memory independent of the inner steps",
+TEST_CASE("Reptile and iMAML: bit-identical on 1, 2 and 3 threads, memory independent of the inner steps",
           "[reptile][imaml][threads]") {
   const nn::Objective obj(nn::Mlp<float>({1, 40, 40, 1}, nn::Relu{}), nn::MeanSquaredError{});
   const auto tasks = mlt::sine_tasks<float>(17, 25, 10);
