@@ -39,7 +39,9 @@ function(metalearn_consumer_assert_no_leaks source_dir)
     list(APPEND errors "metalearn added subdirectories: ${subdirs}")
   endif()
   get_directory_property(targets DIRECTORY "${source_dir}" BUILDSYSTEM_TARGETS)
-  list(REMOVE_ITEM targets metalearn_zlib)  # the optional gzip target, when zlib is found
+  # the optional targets: gzip IDX files (when zlib is found), the meta-batch over MPI ranks
+  # (when MPI is found)
+  list(REMOVE_ITEM targets metalearn_zlib metalearn_mpi)
   if(NOT targets STREQUAL "metalearn")
     list(APPEND errors "metalearn created targets other than its library: ${targets}")
   endif()
