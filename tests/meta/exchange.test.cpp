@@ -94,98 +94,101 @@ class LoopbackExchange final : public metalearn::BlockExchange<float> {
   int rank_;
 };
 
+// θ after `iterations` meta-iterations of make()'s algorithm (θ from seed 21, tasks from sampler
+// seed 4) through `exchange` (null: one process); `resume` loads that checkpoint first (the
+// sampler then starts from seed 99: the checkpoint must restore its stream), `save` writes one.
 template <class Make>
-Vector<float> train(Make make, metalearn::BlockExchange<float>* exchange) {
+Vector<float> train(Make make, metalearn::BlockExchange<float>* exchange, Index iterations = 20,
+                    const std::string& resume = "", const std::string& save = "") {
   auto algorithm = make();
   algorithm.set_exchange(exchange);
   Vector<float> theta(algorithm.parameter_count());
   Rng rng(21);
   algorithm.initialize(theta, rng);
   metalearn::optim::Adam<float> adam(theta.size());
-  metalearn::tasks::SineTasks<float> sampler(4);
+  metalearn::tasks::SineTasks<float> sampler(resume.empty() ? 4 : 99);
   metalearn::TrainerOptions o;
   o.meta_batch = 25;
   metalearn::MetaTrainer trainer(algorithm, adam, sampler, o);
-  trainer.run(theta, 20);
+  if (!resume.empty()) metalearn::io::load_checkpoint(resume, algorithm.describe(), theta, adam, trainer, sampler.rng());
+  trainer.run(theta, iterations);
+  if (!save.empty()) metalearn::io::save_checkpoint(save, algorithm.describe(), theta, adam, trainer, sampler.rng());
   return theta;
+}
+
+// Runs f(exchange, r) for r = 0 … ranks − 1, each on its own thread, joined by one loopback.
+template <class F>
+void on_ranks(int ranks, F f) {
+  Loopback net(ranks);
+  std::vector<std::thread> workers;
+  for (int r = 0; r < ranks; ++r)
+    workers.emplace_back([&, r] {
+      LoopbackExchange x(net, r);
+      f(x, r);
+    });
+  for (auto& w : workers) w.join();
 }
 
 // θ on every one of `ranks` loopback ranks.
 template <class Make>
 std::vector<Vector<float>> train_shared(Make make, int ranks) {
-  Loopback net(ranks);
   std::vector<Vector<float>> thetas(static_cast<std::size_t>(ranks));
-  std::vector<std::thread> workers;
-  for (int r = 0; r < ranks; ++r)
-    workers.emplace_back([&, r] {
-      LoopbackExchange x(net, r);
-      thetas[static_cast<std::size_t>(r)] = train(make, &x);
-    });
-  for (auto& w : workers) w.join();
+  on_ranks(ranks, [&](LoopbackExchange& x, int r) { thetas[static_cast<std::size_t>(r)] = train(make, &x); });
   return thetas;
+}
+
+const auto kObjective = nn::Objective(nn::Mlp<float>({1, 20, 20, 1}, nn::Relu{}), nn::MeanSquaredError{});
+
+auto maml_with(int threads) {
+  return [threads] {
+    metalearn::MamlOptions o;
+    o.inner_lr = 0.01;
+    o.threads = threads;
+    return metalearn::Maml(kObjective, o);
+  };
 }
 
 }  // namespace
 
-TEST_CASE(
-    "engine: a meta-batch shared by 1-3 ranks gives theta bit-identical "
-    "to one process",
-    "[engine][exchange]") {
-  const auto obj = nn::Objective(nn::Mlp<float>({1, 20, 20, 1}, nn::Relu{}), nn::MeanSquaredError{});
+TEST_CASE("engine: a meta-batch shared by 1-3 ranks gives theta bit-identical to one process", "[engine][exchange]") {
   for (int threads : {1, 2}) {
-    auto maml = [&] {
-      metalearn::MamlOptions o;
-      o.inner_lr = 0.01;
-      o.threads = threads;
-      return metalearn::Maml(obj, o);
-    };
     auto reptile = [&] {
       metalearn::ReptileOptions o;
       o.inner_steps = 2;
       o.inner_lr = 0.01;
       o.threads = threads;
-      return metalearn::Reptile(obj, o);
+      return metalearn::Reptile(kObjective, o);
     };
-    const Vector<float> alone = train(maml, nullptr), alone_reptile = train(reptile, nullptr);
+    const Vector<float> alone = train(maml_with(threads), nullptr), alone_reptile = train(reptile, nullptr);
     for (int ranks : {1, 2, 3}) {
       INFO(ranks << " ranks, " << threads << " threads");
-      for (const Vector<float>& t : train_shared(maml, ranks)) CHECK(t == alone);
+      for (const Vector<float>& t : train_shared(maml_with(threads), ranks)) CHECK(t == alone);
       for (const Vector<float>& t : train_shared(reptile, ranks)) CHECK(t == alone_reptile);
     }
   }
 }
 
-TEST_CASE(
-    "engine: a task that fails on one rank fails the meta-step on every "
-    "rank, grad unchanged",
-    "[engine][exchange][bad_input]") {
-  const auto obj = nn::Objective(nn::Mlp<float>({1, 20, 20, 1}, nn::Relu{}), nn::MeanSquaredError{});
+TEST_CASE("engine: a task that fails on one rank fails the meta-step on every rank, grad unchanged",
+          "[engine][exchange][bad_input]") {
   auto tasks = mlt::sine_tasks<float>(9, 25, 10);
   tasks.back().support.targets.setConstant(3e38f);  // its inner step overflows, on the last rank only
   const int ranks = 3;
-  Loopback net(ranks);
   std::vector<std::string> messages(static_cast<std::size_t>(ranks));
   std::vector<bool> unchanged(static_cast<std::size_t>(ranks));
-  std::vector<std::thread> workers;
-  for (int r = 0; r < ranks; ++r)
-    workers.emplace_back([&, r] {
-      LoopbackExchange x(net, r);
-      metalearn::MamlOptions o;
-      o.inner_lr = 0.01;
-      metalearn::Maml maml(obj, o);
-      maml.set_exchange(&x);
-      Vector<float> theta(maml.parameter_count());
-      Rng rng(1);
-      maml.initialize(theta, rng);
-      Vector<float> grad = Vector<float>::Constant(theta.size(), 7.0f);
-      try {
-        maml.meta_loss_and_gradient(theta, tasks, grad);
-      } catch (const metalearn::numerical_error& e) {
-        messages[static_cast<std::size_t>(r)] = e.what();
-      }
-      unchanged[static_cast<std::size_t>(r)] = (grad.array() == 7.0f).all();
-    });
-  for (auto& w : workers) w.join();
+  on_ranks(ranks, [&](LoopbackExchange& x, int r) {
+    auto maml = maml_with(1)();
+    maml.set_exchange(&x);
+    Vector<float> theta(maml.parameter_count());
+    Rng rng(1);
+    maml.initialize(theta, rng);
+    Vector<float> grad = Vector<float>::Constant(theta.size(), 7.0f);
+    try {
+      maml.meta_loss_and_gradient(theta, tasks, grad);
+    } catch (const metalearn::numerical_error& e) {
+      messages[static_cast<std::size_t>(r)] = e.what();
+    }
+    unchanged[static_cast<std::size_t>(r)] = (grad.array() == 7.0f).all();
+  });
   for (int r = 0; r < ranks; ++r) {
     INFO("rank " << r << ": " << messages[static_cast<std::size_t>(r)]);
     CHECK(messages[static_cast<std::size_t>(r)].find("task 24: inner loop: inner step 1 made theta_1 non-finite") !=
@@ -195,52 +198,15 @@ TEST_CASE(
 }
 
 TEST_CASE("engine: a checkpoint of 2 ranks resumes on 3 and continues bit for bit", "[engine][exchange][resume]") {
-  const auto obj = nn::Objective(nn::Mlp<float>({1, 20, 20, 1}, nn::Relu{}), nn::MeanSquaredError{});
-  auto make = [&] {
-    metalearn::MamlOptions o;
-    o.inner_lr = 0.01;
-    return metalearn::Maml(obj, o);
-  };
-  metalearn::TrainerOptions to;
-  to.meta_batch = 25;
-  // one process, 10 + 10 meta-iterations
-  Vector<float> straight;
-  {
-    auto a = make();
-    straight.resize(a.parameter_count());
-    Rng rng(21);
-    a.initialize(straight, rng);
-    metalearn::optim::Adam<float> adam(straight.size());
-    metalearn::tasks::SineTasks<float> sampler(4);
-    metalearn::MetaTrainer trainer(a, adam, sampler, to);
-    trainer.run(straight, 20);
-  }
+  const Vector<float> straight = train(maml_with(1), nullptr, 20);  // one process, 20 meta-iterations
   mlt::TempDir dir;
   const std::string path = dir.file("shared.ckpt");
-  auto on_ranks = [&](int ranks, bool resume) {
-    Loopback net(ranks);
-    std::vector<Vector<float>> thetas(static_cast<std::size_t>(ranks));
-    std::vector<std::thread> workers;
-    for (int r = 0; r < ranks; ++r)
-      workers.emplace_back([&, r] {
-        LoopbackExchange x(net, r);
-        auto a = make();
-        a.set_exchange(&x);
-        Vector<float> theta(a.parameter_count());
-        Rng rng(21);
-        a.initialize(theta, rng);
-        metalearn::optim::Adam<float> adam(theta.size());
-        metalearn::tasks::SineTasks<float> sampler(resume ? 99 : 4);  // the checkpoint restores the stream
-        metalearn::MetaTrainer trainer(a, adam, sampler, to);
-        if (resume) metalearn::io::load_checkpoint(path, a.describe(), theta, adam, trainer, sampler.rng());
-        trainer.run(theta, 10);
-        if (!resume && r == 0)  // rank 0 writes it (atomically); every rank holds the same state
-          metalearn::io::save_checkpoint(path, a.describe(), theta, adam, trainer, sampler.rng());
-        thetas[static_cast<std::size_t>(r)] = theta;
-      });
-    for (auto& w : workers) w.join();
-    return thetas;
-  };
-  on_ranks(2, false);
-  for (const Vector<float>& t : on_ranks(3, true)) CHECK(t == straight);
+  on_ranks(2, [&](LoopbackExchange& x, int r) {  // rank 0 writes it (atomically); every rank holds the same state
+    train(maml_with(1), &x, 10, "", r == 0 ? path : "");
+  });
+  std::vector<Vector<float>> resumed(3);
+  on_ranks(3, [&](LoopbackExchange& x, int r) {
+    resumed[static_cast<std::size_t>(r)] = train(maml_with(1), &x, 10, path);
+  });
+  for (const Vector<float>& t : resumed) CHECK(t == straight);
 }
