@@ -9,7 +9,8 @@
 /// Everything here is portable C++17 and Eigen. Files are the exception and live in io/,
 /// which this header does not include: `#include <metalearn/io/checkpoint.hpp>` for
 /// checkpoints (it brings the operating system's file headers, POSIX or Windows), and the
-/// headers that read datasets from files: data/, train/, tasks/episodes.hpp.
+/// headers that read datasets from files: data/dataset.hpp, data/minibatch.hpp, train/,
+/// tasks/episodes.hpp.
 
 #include <metalearn/version.hpp>
 
@@ -21,6 +22,9 @@
 #include <metalearn/core/types.hpp>
 
 #include <metalearn/model.hpp>
+
+#include <metalearn/data/standardizer.hpp>
+#include <metalearn/data/transition_window.hpp>
 
 #include <metalearn/nn/activation.hpp>
 #include <metalearn/nn/context.hpp>
@@ -38,6 +42,7 @@
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/maml_plus_plus.hpp>
 #include <metalearn/meta/meta_sgd.hpp>
+#include <metalearn/meta/online.hpp>
 #include <metalearn/meta/reptile.hpp>
 #include <metalearn/meta/trainer.hpp>
 

@@ -95,31 +95,6 @@ TEST_CASE("dataset: subsets by index list and by class", "[data]") {
   CHECK_THROWS_WITH(data::subset_by_class(ds, {1, 1}), mlt::contains("listed twice"));
 }
 
-TEST_CASE("dataset: standardisation uses the training split's statistics only", "[data]") {
-  Matrix<double> train(3, 4), test(3, 2);
-  train << 1, 2, 3, 4,  //
-      10, 10, 10, 10,   // a constant feature: centred, not scaled
-      -2, 0, 2, 4;
-  test << 5, 0,  //
-      11, 9,     //
-      1, 1;
-  const auto s = data::Standardizer<double>::fit(train);
-  Matrix<double> t = train;
-  s.apply(t);
-  CHECK(std::abs(t.row(0).mean()) < 1e-15);
-  CHECK(std::abs((t.row(0).array().square().mean()) - 1) < 1e-12);
-  CHECK(t.row(1).isZero());
-  s.apply(test);  // with the training set's μ = 2.5, σ = √1.25 for feature 0
-  CHECK(test(0, 0) == Catch::Approx((5 - 2.5) / std::sqrt(1.25)));
-  CHECK(test(1, 0) == 1);  // 11 − 10, unscaled
-  const auto g = data::Standardizer<double>::fit(train, data::Standardization::global);
-  CHECK(g.mean[0] == Catch::Approx(train.mean()));
-  CHECK(g.mean[0] == g.mean[2]);
-  Matrix<double> wrong(2, 1);
-  CHECK_THROWS_AS(s.apply(wrong), metalearn::invalid_argument);
-  CHECK_THROWS_AS(data::Standardizer<double>::fit(Matrix<double>(3, 0)), metalearn::invalid_argument);
-}
-
 TEST_CASE("mini-batches: every example once per epoch, in a seeded order, the last batch kept or dropped",
           "[data][minibatch]") {
   const auto ds = small(10, 3);

@@ -1,5 +1,7 @@
 // After the first call, a meta-step (meta_loss_and_gradient and the optimizer update), adapt
-// and a whole trainer iteration do not touch the heap, on one thread and on several.
+// and a whole trainer iteration do not touch the heap, on one thread and on several; nor does
+// a control step of online adaptation (window push and write, OnlineAdapter::adapt, predict).
+#include <metalearn/data/transition_window.hpp>
 #include <metalearn/meta/anil.hpp>
 #include <metalearn/meta/cavia.hpp>
 #include <metalearn/meta/imaml.hpp>
@@ -7,6 +9,7 @@
 #include <metalearn/meta/maml.hpp>
 #include <metalearn/meta/maml_plus_plus.hpp>
 #include <metalearn/meta/meta_sgd.hpp>
+#include <metalearn/meta/online.hpp>
 #include <metalearn/meta/trainer.hpp>
 #include <metalearn/nn/context.hpp>
 #include <metalearn/nn/loss.hpp>
@@ -216,4 +219,42 @@ TEST_CASE("allocation: none per meta-step at width 256 (blocked products)", "[ma
   MamlOptions o;
   o.threads = 2;
   expect_no_allocation(nn::Objective(nn::Mlp<float>({1, 256, 256, 1}, nn::Relu{}), nn::MeanSquaredError{}), o);
+}
+
+TEST_CASE("allocation: none per control step of online adaptation after the first", "[online][allocation]") {
+  using S = float;
+  const auto obj = nn::Objective(nn::Mlp<float>({4, 32, 32, 2}, nn::Relu{}), nn::MeanSquaredError{});
+  MamlOptions o;
+  o.inner_steps = 1;
+  o.inner_lr = 0.01;
+  Maml maml(obj, o);
+  Rng rng(5);
+  const Vector<S> meta = mlt::random_theta(obj, rng);
+  metalearn::data::TransitionWindow<S> window(4, 2, 64);
+  const metalearn::Matrix<S> inputs = mlt::random_matrix<S>(4, 300, rng), targets = mlt::random_matrix<S>(2, 300, rng);
+  metalearn::OnlineAdapter adapter(maml, meta, 32, 1);
+  metalearn::RegressionBatch<S> kept;
+  Vector<S> fast(meta.size());
+  const metalearn::Matrix<S> plan = mlt::random_matrix<S>(4, 500, rng);  // candidate (state, action) pairs
+  metalearn::Matrix<S> predicted(2, 500);
+  std::decay_t<decltype(obj)>::Workspace ws;
+  // warm-up: the window fills past its capacity, the batch, the adapter and the workspace grow
+  for (Index k = 0; k < 70; ++k) window.push(inputs.col(k), targets.col(k));
+  window.write(32, kept);
+  adapter.adapt(window, fast);
+  obj.predict(fast, plan, predicted, ws);
+
+  S sink = 0;
+  mlt::NoAllocationRegion region;
+  for (Index k = 70; k < 300; ++k) {
+    window.push(inputs.col(k), targets.col(k));
+    window.write(32, kept);
+    adapter.adapt(window, fast);
+    obj.predict(fast, plan, predicted, ws);
+    sink += predicted(1, k % 500) + kept.targets(0, 31);
+  }
+  CHECK(region.allocations() == 0);
+  CHECK(std::isfinite(static_cast<double>(sink)));
+  CHECK(window.pushed() == 300);
+  CHECK(kept.targets.col(31) == targets.col(299));
 }

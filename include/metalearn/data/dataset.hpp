@@ -8,6 +8,7 @@
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/finite.hpp>
 #include <metalearn/core/types.hpp>
+#include <metalearn/data/standardizer.hpp>  // standardisation with a training split's statistics
 #include <metalearn/io/idx.hpp>
 
 #include <cmath>
@@ -147,51 +148,5 @@ LabelledDataset<Scalar> subset_by_class(const LabelledDataset<Scalar>& ds, const
   }
   return out;
 }
-
-/// How `Standardizer::fit` computes its statistics.
-enum class Standardization {
-  per_feature,  ///< a mean and a standard deviation for each feature
-  global        ///< one mean and one standard deviation over every feature of every example
-};
-
-/// x ↦ (x − μ) / σ with statistics fitted on one split (the training set) and applied to any:
-/// a test set must never contribute to its own normalisation. A feature whose σ is below
-/// `min_std` (a pixel that is always 0) is only centred (σ taken as 1).
-template <class Scalar>
-struct Standardizer {
-  Vector<Scalar> mean;   ///< μ per feature (all equal for `global`)
-  Vector<Scalar> scale;  ///< 1 / σ per feature
-
-  /// Statistics of `train` (features × n, n ≥ 1), accumulated in double.
-  static Standardizer fit(const Matrix<Scalar>& train, Standardization kind = Standardization::per_feature,
-                          double min_std = 1e-6) {
-    if (train.cols() == 0) metalearn::detail::fail("data::Standardizer::fit", "the training set is empty");
-    metalearn::detail::check_finite("data::Standardizer::fit", "the training features", train);
-    const Eigen::MatrixXd x = train.template cast<double>();
-    Standardizer s;
-    const auto n = static_cast<double>(x.cols());
-    Eigen::VectorXd mu, sd;
-    if (kind == Standardization::per_feature) {
-      mu = x.rowwise().sum() / n;
-      sd = ((x.colwise() - mu).array().square().rowwise().sum() / n).sqrt();
-    } else {
-      const double m = x.mean();
-      mu = Eigen::VectorXd::Constant(x.rows(), m);
-      sd = Eigen::VectorXd::Constant(x.rows(), std::sqrt((x.array() - m).square().mean()));
-    }
-    s.mean = mu.cast<Scalar>();
-    s.scale = (sd.array() < min_std).select(1.0, sd.array().inverse()).matrix().template cast<Scalar>();
-    return s;
-  }
-
-  /// Standardises the columns of `features` in place. Throws `invalid_argument` when the
-  /// feature count differs from the fitted one.
-  void apply(Matrix<Scalar>& features) const {
-    metalearn::detail::check_size("data::Standardizer::apply", "features", features.rows(), mean.size(), "rows");
-    features = ((features.colwise() - mean).array().colwise() * scale.array()).matrix();
-  }
-  /// Standardises a dataset's features in place.
-  void apply(LabelledDataset<Scalar>& ds) const { apply(ds.features); }
-};
 
 }  // namespace metalearn::data
