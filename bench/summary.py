@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Markdown tables of the medians in a scripts/bench result directory (nn.json, train.json,
+"""Markdown tables of the medians in a scripts/bench result directory (nn.json, train.json, control.json,
 maml.json, memory.json; any may be missing). Standard library only.
 
     summary.py [--command TEXT] RESULT_DIR > summary.md
@@ -118,6 +118,25 @@ def train_table(doc):
     return rows
 
 
+def control_table(doc):
+    agg = aggregates(doc)
+    rows = [
+        "| control | system | width | planner | candidates × horizon | time (µs) | cv | p50 (µs) | p99 (µs) |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|",
+    ]
+    for name, a in agg.items():
+        m = re.match(r"control/(adapt|plan|step)/system:(\w+)/width:(\d+)(?:/window:\d+)?"
+                     r"(?:/planner:(\w+)/candidates:(\d+)/horizon:(\d+))?$", name)
+        if not m or "median" not in a:
+            continue
+        med = a["median"]
+        shape = f"{m.group(5)} × {m.group(6)}" if m.group(5) else "window 16"
+        rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            m.group(1), m.group(2), m.group(3), m.group(4) or "", shape, sig(unit_time(med, "us")), cv(a),
+            sig(med.get("p50_us")), sig(med.get("p99_us"))))
+    return rows
+
+
 def maml_tables(doc):
     """One row per configuration: the meta-step on 1 thread (CPU time), its floor, and on 2
     threads (wall-clock time)."""
@@ -198,6 +217,7 @@ def main():
     maml = load(os.path.join(args.dir, "maml.json"))
     memory = load(os.path.join(args.dir, "memory.json"))
     train = load(os.path.join(args.dir, "train.json"))
+    control = load(os.path.join(args.dir, "control.json"))
     out = ["# metalearn benchmarks", ""]
     first = nn or maml
     if first:
@@ -209,6 +229,9 @@ def main():
         out += ["## Network passes", ""] + nn_table(nn) + [""]
     if train:
         out += ["## Supervised training steps (forward, backward, Adam; 1 thread)", ""] + train_table(train) + [""]
+    if control:
+        out += ["## A control step of examples/adaptive_control.cpp (1 thread; p50/p99 of single iterations)", ""] + \
+            control_table(control) + [""]
     if maml:
         rows, parts = maml_tables(maml)
         out += ["## Meta-steps", ""] + rows + ["", "### Parts of a meta-step that are not MAML", ""] + parts + [""]
