@@ -19,6 +19,7 @@
 #include <metalearn/nn/objective.hpp>
 #include <metalearn/optim/adam.hpp>
 #include <metalearn/optim/schedule.hpp>
+#include <metalearn/optim/sgd.hpp>
 #include <metalearn/tasks/episodes.hpp>
 #include <metalearn/train/supervised.hpp>
 #include <metalearn/version.hpp>
@@ -63,8 +64,10 @@ struct Config {
   int cg_iterations = 5;              // iMAML: conjugate-gradient iterations
   int inner_steps = 1;                // K during meta-training
   int eval_steps = 3;                 // inner steps at test time (the headline number)
-  double meta_lr = 1e-3;              // Adam's rate
-  bool cosine = false;                // Adam's rate annealed to 0 over the iterations (MAML++'s CA)
+  double meta_lr = 1e-3;              // the meta-optimizer's rate
+  bool meta_sgd = false;              // the meta-optimizer: plain SGD (Reptile's ε) instead of Adam
+  bool cosine = false;                // the rate annealed to 0 by a cosine over the iterations (MAML++'s CA)
+  bool linear = false;                // the rate annealed linearly to 0 over the iterations (Reptile's ε)
   std::vector<Index> hidden{256, 128, 64, 64};
   bool layer_norm = false;            // LayerNorm on every hidden layer (--norm layer)
   Index train_classes = 1200;         // characters for meta-training (the rest are test classes)
@@ -128,9 +131,10 @@ inline std::string usage() {
   --lambda L --cg-iterations M   iMAML: the proximal strength and CG iterations  [1, 5]
   --inner-steps S       inner steps in meta-training  [1]
   --eval-steps S        inner steps at test time  [3]
-  --meta-lr L           Adam's learning rate  [0.001]
-  --meta-lr-schedule constant|cosine   cosine: Adam's rate annealed from --meta-lr to 0
-                        over the iterations (MAML++'s cosine annealing)  [constant]
+  --meta-optimizer adam|sgd   the meta-optimizer (sgd: Reptile's outer step)  [adam]
+  --meta-lr L           its learning rate  [0.001]
+  --meta-lr-schedule constant|cosine|linear   the rate annealed from --meta-lr to 0 over the
+                        iterations by a cosine (MAML++) or linearly (Reptile)  [constant]
   --hidden W,W,...      hidden widths  [256,128,64,64]
   --norm none|layer     layer normalisation (per example, learned gain and shift, eps 1e-5)
                         of every hidden layer before its ReLU  [none]
@@ -179,9 +183,13 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     else if (flag == "--eval-steps") c.eval_steps = static_cast<int>(parse_integer(flag, v, 0, 1000));
     else if (flag == "--meta-lr") c.meta_lr = parse_real(flag, v);
     else if (flag == "--meta-lr-schedule") {
-      if (v != "constant" && v != "cosine")
-        throw UsageError("--meta-lr-schedule takes constant or cosine, got '" + v + "'");
+      if (v != "constant" && v != "cosine" && v != "linear")
+        throw UsageError("--meta-lr-schedule takes constant, cosine or linear, got '" + v + "'");
       c.cosine = v == "cosine";
+      c.linear = v == "linear";
+    } else if (flag == "--meta-optimizer") {
+      if (v != "adam" && v != "sgd") throw UsageError("--meta-optimizer takes adam or sgd, got '" + v + "'");
+      c.meta_sgd = v == "sgd";
     }
     else if (flag == "--hidden") c.hidden = examples::parse_widths<Index>(flag, v, "256,128");
     else if (flag == "--norm") {
@@ -520,7 +528,6 @@ void meta_learn(const Config& c, const Split& s, Algorithm& algorithm, const std
   metalearn::Rng rng(seed);
   Vector<float> theta(algorithm.parameter_count());  // θ, then the algorithm's learned rates
   algorithm.initialize(theta, rng);
-  metalearn::optim::Adam<float> adam(theta.size(), {static_cast<float>(c.meta_lr)});
   Sampler sampler(s.train, {c.ways, c.shots, c.query_count()}, seed, 1);
   metalearn::TrainerOptions to;
   to.meta_batch = c.meta_batch;
@@ -560,14 +567,28 @@ void meta_learn(const Config& c, const Split& s, Algorithm& algorithm, const std
     }
     run.skipped = static_cast<long>(trainer.skipped());
   };
-  if (c.cosine) {  // Adam's rate from meta_lr to 0 by a cosine over the run (MAML++'s annealing)
-    metalearn::optim::Scheduled scheduled(
-        adam, metalearn::optim::CosineSchedule{c.meta_lr, 0.0, std::max<std::int64_t>(1, c.iterations)});
-    metalearn::MetaTrainer trainer(algorithm, scheduled, sampler, to);
-    train(trainer);
+  // the meta-optimizer, its rate constant or annealed from meta_lr to 0 over the run
+  const auto with_schedule = [&](auto& optimizer) {
+    const std::int64_t length = std::max<std::int64_t>(1, c.iterations);
+    if (c.cosine) {  // MAML++'s annealing
+      metalearn::optim::Scheduled scheduled(optimizer, metalearn::optim::CosineSchedule{c.meta_lr, 0.0, length});
+      metalearn::MetaTrainer trainer(algorithm, scheduled, sampler, to);
+      train(trainer);
+    } else if (c.linear) {  // Reptile's ε
+      metalearn::optim::Scheduled scheduled(optimizer, metalearn::optim::LinearSchedule{c.meta_lr, 0.0, length});
+      metalearn::MetaTrainer trainer(algorithm, scheduled, sampler, to);
+      train(trainer);
+    } else {
+      metalearn::MetaTrainer trainer(algorithm, optimizer, sampler, to);
+      train(trainer);
+    }
+  };
+  if (c.meta_sgd) {
+    metalearn::optim::Sgd<float> sgd(theta.size(), {c.meta_lr});
+    with_schedule(sgd);
   } else {
-    metalearn::MetaTrainer trainer(algorithm, adam, sampler, to);
-    train(trainer);
+    metalearn::optim::Adam<float> adam(theta.size(), {static_cast<float>(c.meta_lr)});
+    with_schedule(adam);
   }
   run.ms_per_iteration = c.iterations > 0 ? 1e3 * run.train_seconds / static_cast<double>(c.iterations) : 0;
   // the test episodes
@@ -636,8 +657,9 @@ inline std::string settings(const Config& c) {
             : std::string())
     << ", " << c.inner_steps
     << " inner step(s) in training, "
-    << c.eval_steps << " at test; meta-batch " << c.meta_batch << ", " << c.iterations << " meta-iterations, Adam "
-    << c.meta_lr << (c.cosine ? " annealed to 0 by a cosine" : "")
+    << c.eval_steps << " at test; meta-batch " << c.meta_batch << ", " << c.iterations << " meta-iterations, "
+    << (c.meta_sgd ? "SGD " : "Adam ") << c.meta_lr
+    << (c.cosine ? " annealed to 0 by a cosine" : c.linear ? " annealed linearly to 0" : "")
     << "; network 784";
   for (Index w : c.hidden) s << "-" << w;
   s << "-" << c.ways << " ReLU, He-uniform, "
@@ -716,7 +738,8 @@ inline std::string to_json(const Config& c, const Omniglot& o, const std::vector
     << ", \"iterations\": " << c.iterations << ", \"meta_batch\": " << c.meta_batch
     << ", \"inner_lr\": " << json::number(c.inner_lr) << ", \"inner_steps\": " << c.inner_steps
     << ", \"eval_steps\": " << c.eval_steps << ", \"meta_lr\": " << json::number(c.meta_lr)
-    << ", \"meta_lr_schedule\": " << json::string(c.cosine ? "cosine" : "constant")
+    << ", \"meta_optimizer\": " << json::string(c.meta_sgd ? "sgd" : "adam")
+    << ", \"meta_lr_schedule\": " << json::string(c.cosine ? "cosine" : c.linear ? "linear" : "constant")
     << ", \"algorithm\": " << json::string(examples::algorithm_key(c.algorithm))
     << ", \"inner_lr_max\": " << json::number(c.inner_lr_max)
     << ", \"first_order_iterations\": " << c.first_order_iterations

@@ -131,10 +131,12 @@ TEST_CASE("few_shot: --algorithm meta-sgd, maml++, anil and reptile learn on the
       c.first_order_iterations = 50;
       c.multi_step_iterations = 100;
     }
-    if (std::string(algorithm) == "reptile") {  // its meta-gradient needs several inner steps
-      c.inner_steps = 5;
+    if (std::string(algorithm) == "reptile") {  // its meta-gradient needs several inner steps;
+      c.inner_steps = 5;                          // the authors' outer step: SGD, ε annealed to 0
       c.eval_steps = 5;
       c.inner_lr = 0.1;
+      REQUIRE(few_shot::parse({"--meta-optimizer", "sgd", "--meta-lr", "1", "--meta-lr-schedule", "linear"}, c));
+      CHECK(few_shot::settings(c).find("SGD 1 annealed linearly to 0") != std::string::npos);
     }
     const auto s = few_shot::split(o, c.train_classes, c.split_seed);
     const few_shot::Run r = few_shot::run_seed(c, s, 1);
@@ -153,7 +155,9 @@ TEST_CASE("few_shot: --algorithm meta-sgd, maml++, anil and reptile learn on the
   few_shot::Config b5;
   CHECK_THROWS_WITH(few_shot::parse({"--algorithm", "cavia"}, b5), mlt::contains("the sine example's"));
   few_shot::Config b4;
-  CHECK_THROWS_WITH(few_shot::parse({"--meta-lr-schedule", "step"}, b4), mlt::contains("takes constant or cosine"));
+  CHECK_THROWS_WITH(few_shot::parse({"--meta-lr-schedule", "step"}, b4), mlt::contains("takes constant, cosine or linear"));
+  few_shot::Config b6;
+  CHECK_THROWS_WITH(few_shot::parse({"--meta-optimizer", "rmsprop"}, b6), mlt::contains("takes adam or sgd"));
 }
 
 TEST_CASE("few_shot: an Omniglot run resumed from a checkpoint continues bit for bit", "[example][omniglot][io]") {
