@@ -607,6 +607,7 @@ struct Episode {
   std::vector<double> angle, action, error;  // per step: the controlled angle, the action, the
                                              // model's one-step prediction error (normalised MSE)
   std::vector<double> adapt_us, plan_us;
+  Trajectory transitions;  // the standardised transitions, when collecting data
 };
 
 /// The held-out episode settings shared by every method: physics, the start, the change.
@@ -616,12 +617,13 @@ struct EpisodeSpec {
   std::uint64_t seed = 0;
 };
 
-/// Runs one episode with a method: at every step adapt (after M transitions) and plan; records
-/// timings. Throws metalearn::numerical_error if the simulation diverges.
+/// Runs one episode with a method: at every step adapt (on the last M transitions, fewer at the
+/// start) and plan; records timings. `collect`: adds exploration noise to the actions and keeps
+/// the transitions for training. Throws metalearn::numerical_error if the simulation diverges.
 template <class System>
 Episode run_episode(const Method& method, const MamlS& maml, const metalearn::data::Standardizer<S>& in,
                     const metalearn::data::Standardizer<S>& out, const Config& c, const EpisodeSpec& spec,
-                    bool exploration_noise = false) {
+                    bool collect = false) {
   using State = typename System::State;
   metalearn::Rng rng(spec.seed);
   State s = System::initial(rng);
@@ -637,6 +639,7 @@ Episode run_episode(const Method& method, const MamlS& maml, const metalearn::da
   Obj::Workspace ws;
   Episode e;
   e.changed = spec.change;
+  if (collect) e.transitions = {Matrix<S>(x.size(), System::episode_steps), Matrix<S>(y.size(), System::episode_steps)};
   std::vector<char> good;
   Physics physics = spec.physics;
   for (int step = 0; step < System::episode_steps; ++step) {
@@ -646,7 +649,7 @@ Episode run_episode(const Method& method, const MamlS& maml, const metalearn::da
     const auto t1 = std::chrono::steady_clock::now();
     double u = method.oracle ? planner.plan_true(physics, s) : planner.plan(fast, s);
     const auto t2 = std::chrono::steady_clock::now();
-    if (exploration_noise) u += rng.normal(0, 0.1 * System::max_action);
+    if (collect) u += rng.normal(0, 0.1 * System::max_action);  // exploration
     u = std::clamp(u, -System::max_action, System::max_action);
     e.adapt_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
     e.plan_us.push_back(std::chrono::duration<double, std::micro>(t2 - t1).count());
@@ -659,6 +662,10 @@ Episode run_episode(const Method& method, const MamlS& maml, const metalearn::da
     maml.model().predict(fast, x, prediction, ws);
     e.error.push_back(static_cast<double>((prediction - y).squaredNorm()) / System::state_size);
     window.push(x, y);
+    if (collect) {
+      e.transitions.inputs.col(step) = x;
+      e.transitions.targets.col(step) = y;
+    }
     e.angle.push_back(wrap(System::angle(next)));
     e.action.push_back(u);
     good.push_back(System::good(next) ? 1 : 0);
@@ -708,6 +715,7 @@ struct Latency {
   long steps = 0;
 };
 
+/// The q-quantile of `v`: its entry at floor(q · n) in sorted order; 0 for no values.
 inline double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   const auto i = static_cast<std::size_t>(std::min<double>(static_cast<double>(v.size()) - 1,
@@ -832,21 +840,8 @@ SeedResult run_seed(const Config& c, long seed, const std::function<void(const s
       EpisodeSpec spec{kTrainPhysics.draw(rng), false, rng()};
       for (int which = 0; which < 2; ++which) {
         const Method& m = which == 0 ? grbal : mb;
-        metalearn::Rng start(spec.seed);
-        typename System::State s = System::initial(start);
-        // replay the episode to collect its transitions (run_episode keeps only summaries)
-        Episode ep = run_episode<System>(m, maml, in, out, c, spec, /*exploration_noise=*/true);
-        RawTrajectory t{Eigen::MatrixXd(System::feature_size + 1, System::episode_steps),
-                        Eigen::MatrixXd(System::state_size, System::episode_steps)};
-        for (int i = 0; i < System::episode_steps; ++i) {
-          const typename System::State next = System::step(s, ep.action[static_cast<std::size_t>(i)], spec.physics);
-          t.x.col(i).template head<System::feature_size + 1>() =
-              model_input<System>(s, ep.action[static_cast<std::size_t>(i)]);
-          t.y.col(i).template head<System::state_size>() = next - s;
-          s = next;
-        }
-        auto norm = normalise({t}, in, out);
-        (which == 0 ? grbal_data : plain_data).push_back(std::move(norm.front()));
+        Episode ep = run_episode<System>(m, maml, in, out, c, spec, /*collect=*/true);
+        (which == 0 ? grbal_data : plain_data).push_back(std::move(ep.transitions));
       }
     }
     r.collect_seconds += seconds(t0);
@@ -920,11 +915,6 @@ SystemResult run_system(const Config& c, const std::function<void(const std::str
 /// The ALPaCA authors' MAML agent on their pendulum: prediction MSE before → after adaptation.
 inline constexpr double kAlpacaBefore = 0.0346, kAlpacaAfter = 0.0168;
 
-/// Wilson-free normal interval of a success rate: p ± 1.96 √(p(1 − p)/n).
-inline double rate_interval(int successes, int n) {
-  const double p = static_cast<double>(successes) / n;
-  return 1.96 * std::sqrt(p * (1 - p) / n);
-}
 
 /// The Markdown tables of the results.
 inline std::string table(const Config& c, const std::vector<SystemResult>& results) {
@@ -971,8 +961,11 @@ inline std::string table(const Config& c, const std::vector<SystemResult>& resul
         sp.push_back(row.latency.step_p99);
       }
       const ControlRow& first = s.seeds.front().control[m];
+      std::vector<double> outcomes(static_cast<std::size_t>(n), 0.0);  // 1 per success
+      std::fill_n(outcomes.begin(), ok, 1.0);
       o << "| " << first.method << " | " << std::setprecision(1) << 100.0 * ok / n << " ± "
-        << 100.0 * rate_interval(ok, n) << " % | " << 100.0 * cok / std::max(cn, 1) << " % | " << per << " | ";
+        << 100.0 * (n >= 2 ? metalearn::mean_interval(outcomes).half_width : 0.0)  // one episode: no spread
+        << " % | " << 100.0 * cok / std::max(cn, 1) << " % | " << per << " | ";
       if (first.method == "MB" || first.method == "true physics") o << "- | ";
       else o << std::setprecision(1) << percentile(am, 0.5) << " / " << percentile(ap, 0.5) << " | ";
       o << percentile(sm, 0.5) << " / " << percentile(sp, 0.5) << " |\n";
@@ -1010,12 +1003,12 @@ inline std::string to_json(const Config& c, const std::vector<SystemResult>& res
       const SeedResult& r = s.seeds[i];
       o << (i ? "," : "") << "\n      {\"seed\": " << r.seed << ", \"transitions\": " << r.transitions
         << ", \"train_seconds\": " << number(r.train_seconds) << ", \"collect_seconds\": " << number(r.collect_seconds)
-        << ", \"prediction\": ["
+        << ", \"prediction\": "
         << examples::json::list(r.prediction, [](const PredictionRow& p) {
              return "{\"method\": " + string(p.method) + ", \"before\": " + number(p.before) +
                     ", \"after\": " + number(p.after) + "}";
            })
-        << "], \"control\": ["
+        << ", \"control\": "
         << examples::json::list(r.control, [](const ControlRow& row) {
              const Latency& l = row.latency;
              return "{\"method\": " + string(row.method) + ", \"successes\": " + std::to_string(row.successes) +
@@ -1026,7 +1019,7 @@ inline std::string to_json(const Config& c, const std::vector<SystemResult>& res
                     ", \"plan_us_p99\": " + number(l.plan_p99) + ", \"step_us_median\": " + number(l.step_median) +
                     ", \"step_us_p99\": " + number(l.step_p99) + ", \"steps\": " + std::to_string(l.steps) + "}";
            })
-        << "]}";
+        << "}";
     }
     o << "]}";
   }
@@ -1034,14 +1027,17 @@ inline std::string to_json(const Config& c, const std::vector<SystemResult>& res
   return o.str();
 }
 
-/// The figure: per system, one episode with the change of each method — the controlled angle,
-/// the action and the model's one-step prediction error, the change marked.
+/// The figure: a row per system, one episode with the change of each method — the controlled
+/// angle, the action and the model's one-step prediction error, the change marked.
 inline std::string to_svg(const std::vector<SystemResult>& results) {
   using examples::svg::Panel;
   using examples::svg::Series;
-  std::vector<Panel> panels;
+  const double w = 420, h = 320;
   const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#7f7f7f"};
+  std::ostringstream rows;
+  double y = 0;
   for (const SystemResult& s : results) {
+    std::vector<Panel> panels;
     const SeedResult& r = s.seeds.front();
     Panel angle{s.system + ": angle (change at the dashed line)", "step", "angle (rad, 0 = upright)", {}, {}, false, false};
     Panel action{s.system + ": action", "step", "action (N m or N)", {}, {}, false, false};
@@ -1064,8 +1060,14 @@ inline std::string to_svg(const std::vector<SystemResult>& results) {
     panels.push_back(angle);
     panels.push_back(action);
     panels.push_back(error);
+    const std::string row = examples::svg::charts(panels, w, h);  // nested at its row's height
+    rows << "<svg y=\"" << y << "\"" << row.substr(4);
+    y += h;
   }
-  return examples::svg::charts(panels, 420, 320);
+  std::ostringstream out;
+  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << 3 * w << "\" height=\"" << y << "\">\n"
+      << rows.str() << "</svg>\n";
+  return out.str();
 }
 
 }  // namespace control

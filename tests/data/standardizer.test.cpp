@@ -5,6 +5,7 @@
 #include <metalearn/data/standardizer.hpp>
 
 #include <catch.hpp>
+#include <expect.hpp>
 #include <test_support.hpp>
 
 #include <algorithm>
@@ -42,27 +43,6 @@ bool same_bits(const Eigen::DenseBase<Derived>& a, const Eigen::DenseBase<Derive
     for (Index i = 0; i < a.rows(); ++i)
       if (bits(a.derived().coeff(i, j)) != bits(b.derived().coeff(i, j))) return false;
   return true;
-}
-
-// Runs f, which must throw metalearn::invalid_argument whose message contains every one of
-// `parts`.
-template <class F>
-void expect_throw(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    FAIL("nothing was thrown");
-  } catch (const metalearn::invalid_argument& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) CHECK_THAT(what, mlt::contains(p));
-  }
-}
-
-template <class S>
-Vector<S> vec(std::initializer_list<S> v) {
-  Vector<S> out(static_cast<Index>(v.size()));
-  Index i = 0;
-  for (S x : v) out[i++] = x;
-  return out;
 }
 
 // The mean and population standard deviation of x(i, ·) by a naive loop in double.
@@ -115,8 +95,8 @@ TEST_CASE("standardizer: fit on two known columns gives the population deviation
   x << 1, 3,  //
       -4, 4;
   const auto s = data::Standardizer<double>::fit(x);
-  CHECK(s.mean == vec<double>({2, 0}));
-  CHECK(s.scale == vec<double>({1, 0.25}));  // 1/σ with σ = 1 and 4: the sample deviation would be √2 and 4√2
+  CHECK(s.mean == mlt::vec<double>({2, 0}));
+  CHECK(s.scale == mlt::vec<double>({1, 0.25}));  // 1/σ with σ = 1 and 4: the sample deviation would be √2 and 4√2
   Matrix<double> z(2, 2);
   s.normalize(x, z);
   Matrix<double> expected(2, 2);
@@ -239,28 +219,28 @@ TEMPLATE_TEST_CASE("standardizer: global fit uses one mean and one deviation ove
   rows << 0, 0, 0,  //
       4, 4, 4;
   const auto r = data::Standardizer<S>::fit(rows, data::Standardization::global);
-  CHECK(r.mean == vec<S>({2, 2}));
-  CHECK(r.scale == vec<S>({0.5, 0.5}));  // σ = 2 over all entries
-  CHECK(data::Standardizer<S>::fit(rows).scale == vec<S>({1, 1}));
-  CHECK(data::Standardizer<S>::fit(rows, data::Standardization::global, 2.0).scale == vec<S>({0.5, 0.5}));
-  CHECK(data::Standardizer<S>::fit(rows, data::Standardization::global, 2.5).scale == vec<S>({1, 1}));
+  CHECK(r.mean == mlt::vec<S>({2, 2}));
+  CHECK(r.scale == mlt::vec<S>({0.5, 0.5}));  // σ = 2 over all entries
+  CHECK(data::Standardizer<S>::fit(rows).scale == mlt::vec<S>({1, 1}));
+  CHECK(data::Standardizer<S>::fit(rows, data::Standardization::global, 2.0).scale == mlt::vec<S>({0.5, 0.5}));
+  CHECK(data::Standardizer<S>::fit(rows, data::Standardization::global, 2.5).scale == mlt::vec<S>({1, 1}));
   rows.setConstant(S(5));
   const auto c = data::Standardizer<S>::fit(rows, data::Standardization::global);
-  CHECK(c.mean == vec<S>({5, 5}));
-  CHECK(c.scale == vec<S>({1, 1}));
+  CHECK(c.mean == mlt::vec<S>({5, 5}));
+  CHECK(c.scale == mlt::vec<S>({1, 1}));
 }
 
 TEST_CASE("standardizer: fit refuses no examples and a non-finite entry", "[data][standardizer][bad-input]") {
   using St = data::Standardizer<double>;
   for (auto kind : {data::Standardization::per_feature, data::Standardization::global}) {
-    expect_throw([&] { St::fit(Matrix<double>(3, 0), kind); },
+    mlt::expect_throw<metalearn::invalid_argument>([&] { St::fit(Matrix<double>(3, 0), kind); },
                  {"metalearn: data::Standardizer::fit: the training set is empty"});
     Matrix<double> x = Matrix<double>::Ones(3, 4);
     x(1, 2) = std::numeric_limits<double>::quiet_NaN();
-    expect_throw([&] { St::fit(x, kind); },
+    mlt::expect_throw<metalearn::invalid_argument>([&] { St::fit(x, kind); },
                  {"data::Standardizer::fit: the training features must be finite, but entry (1, 2) is nan"});
     x(1, 2) = -std::numeric_limits<double>::infinity();
-    expect_throw([&] { St::fit(x, kind); }, {"entry (1, 2) is -inf"});
+    mlt::expect_throw<metalearn::invalid_argument>([&] { St::fit(x, kind); }, {"entry (1, 2) is -inf"});
   }
 }
 
@@ -291,7 +271,7 @@ TEST_CASE("dataset: standardisation uses the training split's statistics only", 
 
 TEST_CASE("standardizer: normalize multiplies by scale and denormalize divides by it, exactly here",
           "[data][standardizer]") {
-  const data::Standardizer<double> s{vec<double>({1, -2}), vec<double>({0.5, 4})};  // σ = 2 and 0.25
+  const data::Standardizer<double> s{mlt::vec<double>({1, -2}), mlt::vec<double>({0.5, 4})};  // σ = 2 and 0.25
   CHECK(s.size() == 2);
   Matrix<double> x(2, 2), z(2, 2), back(2, 2);
   x << 3, -1,  //
@@ -360,43 +340,43 @@ TEMPLATE_TEST_CASE("standardizer: normalize is (x - mean) * scale, denormalize i
 
 TEST_CASE("standardizer: normalize and denormalize refuse wrong shapes and leave the output as it was",
           "[data][standardizer][bad-input]") {
-  const data::Standardizer<double> s{vec<double>({1, 2, 3}), vec<double>({1, 2, 3})};
+  const data::Standardizer<double> s{mlt::vec<double>({1, 2, 3}), mlt::vec<double>({1, 2, 3})};
   const Matrix<double> x = Matrix<double>::Ones(3, 4);
   const Matrix<double> sevens = Matrix<double>::Constant(3, 4, 7.0);
   Matrix<double> out = sevens;
-  expect_throw([&] { s.normalize(Matrix<double>::Ones(2, 4), out); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { s.normalize(Matrix<double>::Ones(2, 4), out); },
                {"metalearn: data::Standardizer::normalize: the input has 2 rows, expected 3"});
   CHECK(out == sevens);
   Matrix<double> wrong = Matrix<double>::Constant(3, 5, 7.0);
-  expect_throw([&] { s.normalize(x, wrong); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { s.normalize(x, wrong); },
                {"metalearn: data::Standardizer::normalize: the output is 3 x 5, expected 3 x 4"});
   CHECK(wrong == Matrix<double>::Constant(3, 5, 7.0));
   Matrix<double> wrong_rows = Matrix<double>::Constant(4, 4, 7.0);
-  expect_throw([&] { s.denormalize(x, wrong_rows); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { s.denormalize(x, wrong_rows); },
                {"metalearn: data::Standardizer::denormalize: the output is 4 x 4, expected 3 x 4"});
-  expect_throw([&] { s.denormalize(Matrix<double>::Ones(4, 4), wrong_rows); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { s.denormalize(Matrix<double>::Ones(4, 4), wrong_rows); },
                {"metalearn: data::Standardizer::denormalize: the input has 4 rows, expected 3"});
   CHECK(wrong_rows == Matrix<double>::Constant(4, 4, 7.0));
   Matrix<double> two_rows = Matrix<double>::Constant(2, 4, 7.0);
-  expect_throw([&] { s.apply(two_rows); }, {"metalearn: data::Standardizer::apply: the input has 2 rows, expected 3"});
+  mlt::expect_throw<metalearn::invalid_argument>([&] { s.apply(two_rows); }, {"metalearn: data::Standardizer::apply: the input has 2 rows, expected 3"});
   CHECK(two_rows == Matrix<double>::Constant(2, 4, 7.0));
 
   // statistics whose sizes differ (a hand-built aggregate) are refused before any output is written
-  const data::Standardizer<double> odd{vec<double>({1, 2, 3}), vec<double>({1, 2})};
-  expect_throw([&] { odd.normalize(x, out); }, {"data::Standardizer::normalize: mean has 3 entries and scale 2"});
-  expect_throw([&] { odd.denormalize(x, out); }, {"data::Standardizer::denormalize: mean has 3 entries and scale 2"});
+  const data::Standardizer<double> odd{mlt::vec<double>({1, 2, 3}), mlt::vec<double>({1, 2})};
+  mlt::expect_throw<metalearn::invalid_argument>([&] { odd.normalize(x, out); }, {"data::Standardizer::normalize: mean has 3 entries and scale 2"});
+  mlt::expect_throw<metalearn::invalid_argument>([&] { odd.denormalize(x, out); }, {"data::Standardizer::denormalize: mean has 3 entries and scale 2"});
   Matrix<double> in_place = sevens;
-  expect_throw([&] { odd.apply(in_place); }, {"data::Standardizer::apply: mean has 3 entries and scale 2"});
+  mlt::expect_throw<metalearn::invalid_argument>([&] { odd.apply(in_place); }, {"data::Standardizer::apply: mean has 3 entries and scale 2"});
   CHECK(out == sevens);
   CHECK(in_place == sevens);
 }
 
 TEST_CASE("standardizer: encode writes the shortest decimals of the scalar type, scale as 1/sigma",
           "[data][standardizer]") {
-  CHECK(data::Standardizer<double>{vec<double>({0.1, -2, 0}), vec<double>({1, 0.5, 1e6})}.encode() ==
+  CHECK(data::Standardizer<double>{mlt::vec<double>({0.1, -2, 0}), mlt::vec<double>({1, 0.5, 1e6})}.encode() ==
         "mean 0.1,-2,0; scale 1,0.5,1e+06");
   // a float's shortest text, not that of the double it widens to (0.10000000149011612)
-  CHECK(data::Standardizer<float>{vec<float>({0.1f, -0.3f}), vec<float>({3.4e38f, 1e-30f})}.encode() ==
+  CHECK(data::Standardizer<float>{mlt::vec<float>({0.1f, -0.3f}), mlt::vec<float>({3.4e38f, 1e-30f})}.encode() ==
         "mean 0.1,-0.3; scale 3.4e+38,1e-30");
   // a fitted σ of 4 is written as its inverse
   Matrix<double> x(1, 2);
@@ -435,7 +415,7 @@ TEMPLATE_TEST_CASE("standardizer: decode(encode()) gives mean and scale back bit
   for (Index i = 0; i < n; ++i) round_trip(mean.segment(i, 1), scale.segment(i, 1));
   CHECK(std::signbit(data::Standardizer<S>::decode(data::Standardizer<S>{mean, scale}.encode()).mean[4]));  // -0 stays -0
   if constexpr (std::is_same_v<S, double>) {
-    round_trip(vec<double>({-1e300, 1e-300, -1e-310}), vec<double>({1e-310, 1e300, 5e-324}));
+    round_trip(mlt::vec<double>({-1e300, 1e-300, -1e-310}), mlt::vec<double>({1e-310, 1e300, 5e-324}));
   }
 
   // random finite bit patterns, every exponent
@@ -472,8 +452,8 @@ TEMPLATE_TEST_CASE("standardizer: decode(encode()) gives mean and scale back bit
 
 TEST_CASE("standardizer: decode reads text written by hand", "[data][standardizer]") {
   const auto s = data::Standardizer<double>::decode("mean 1.5,-2e-3,7; scale 0.25,1E2,3");
-  CHECK(s.mean == vec<double>({1.5, -2e-3, 7}));
-  CHECK(s.scale == vec<double>({0.25, 100, 3}));
+  CHECK(s.mean == mlt::vec<double>({1.5, -2e-3, 7}));
+  CHECK(s.scale == mlt::vec<double>({0.25, 100, 3}));
   const auto f = data::Standardizer<float>::decode("mean 0.1; scale 2");
   CHECK(f.mean[0] == 0.1f);
   CHECK(f.scale[0] == 2.0f);
@@ -491,7 +471,7 @@ TEMPLATE_TEST_CASE("standardizer: decode names what is wrong with its text", "[d
   using St = data::Standardizer<TestType>;
   const auto bad = [](const std::string& text, std::initializer_list<std::string> parts) {
     INFO("text: \"" << text << "\"");
-    expect_throw([&] { St::decode(text); }, parts);
+    mlt::expect_throw<metalearn::invalid_argument>([&] { St::decode(text); }, parts);
     CHECK_THROWS_WITH(St::decode(text), Catch::Matchers::StartsWith("metalearn: data::Standardizer::decode: "));
   };
   // a part missing or in another order
@@ -534,7 +514,7 @@ TEMPLATE_TEST_CASE("standardizer: decode names what is wrong with its text", "[d
 }
 
 TEST_CASE("standardizer: a float standardiser refuses text beyond the float range", "[data][standardizer][bad-input]") {
-  expect_throw([] { data::Standardizer<float>::decode("mean 1e39; scale 1"); },
+  mlt::expect_throw<metalearn::invalid_argument>([] { data::Standardizer<float>::decode("mean 1e39; scale 1"); },
                {"mean entry 0 is not a number: \"1e39\""});
   // the same text is a double
   CHECK(data::Standardizer<double>::decode("mean 1e39; scale 1").mean[0] == 1e39);
@@ -546,20 +526,20 @@ TEMPLATE_TEST_CASE("standardizer: encode refuses statistics that decode would re
   using St = data::Standardizer<S>;
   const S nan = std::numeric_limits<S>::quiet_NaN(), inf = std::numeric_limits<S>::infinity();
   const auto refused = [](const St& s, const std::string& message) {
-    expect_throw([&] { (void)s.encode(); }, {"metalearn: data::Standardizer::encode: " + message});
+    mlt::expect_throw<metalearn::invalid_argument>([&] { (void)s.encode(); }, {"metalearn: data::Standardizer::encode: " + message});
   };
-  refused(St{vec<S>({1, 2}), vec<S>({1})}, "mean has 2 entries and scale 1");
-  refused(St{vec<S>({1}), vec<S>({1, 1})}, "mean has 1 entries and scale 2");
-  refused(St{vec<S>({1, nan}), vec<S>({1, 1})}, "mean must be finite, but entry (1, 0) is nan");
-  refused(St{vec<S>({-inf, 0}), vec<S>({1, 1})}, "mean must be finite, but entry (0, 0) is -inf");
-  refused(St{vec<S>({1, 2}), vec<S>({1, 0})}, "scale entry 1 must be finite and > 0, got 0");
-  refused(St{vec<S>({1, 2}), vec<S>({-0.5, 1})}, "scale entry 0 must be finite and > 0, got -0.5");
-  refused(St{vec<S>({1, 2}), vec<S>({-S(0), 1})}, "scale entry 0 must be finite and > 0, got -0");
-  refused(St{vec<S>({1, 2}), vec<S>({1, inf})}, "scale entry 1 must be finite and > 0, got inf");
-  refused(St{vec<S>({1, 2}), vec<S>({nan, 1})}, "scale entry 0 must be finite and > 0, got nan");
-  refused(St{vec<S>({1}), vec<S>({-std::numeric_limits<S>::denorm_min()})}, "scale entry 0 must be finite and > 0");
+  refused(St{mlt::vec<S>({1, 2}), mlt::vec<S>({1})}, "mean has 2 entries and scale 1");
+  refused(St{mlt::vec<S>({1}), mlt::vec<S>({1, 1})}, "mean has 1 entries and scale 2");
+  refused(St{mlt::vec<S>({1, nan}), mlt::vec<S>({1, 1})}, "mean must be finite, but entry (1, 0) is nan");
+  refused(St{mlt::vec<S>({-inf, 0}), mlt::vec<S>({1, 1})}, "mean must be finite, but entry (0, 0) is -inf");
+  refused(St{mlt::vec<S>({1, 2}), mlt::vec<S>({1, 0})}, "scale entry 1 must be finite and > 0, got 0");
+  refused(St{mlt::vec<S>({1, 2}), mlt::vec<S>({-0.5, 1})}, "scale entry 0 must be finite and > 0, got -0.5");
+  refused(St{mlt::vec<S>({1, 2}), mlt::vec<S>({-S(0), 1})}, "scale entry 0 must be finite and > 0, got -0");
+  refused(St{mlt::vec<S>({1, 2}), mlt::vec<S>({1, inf})}, "scale entry 1 must be finite and > 0, got inf");
+  refused(St{mlt::vec<S>({1, 2}), mlt::vec<S>({nan, 1})}, "scale entry 0 must be finite and > 0, got nan");
+  refused(St{mlt::vec<S>({1}), mlt::vec<S>({-std::numeric_limits<S>::denorm_min()})}, "scale entry 0 must be finite and > 0");
   // the smallest positive scale is accepted
-  CHECK_NOTHROW(St{vec<S>({1}), vec<S>({std::numeric_limits<S>::denorm_min()})}.encode());
+  CHECK_NOTHROW(St{mlt::vec<S>({1}), mlt::vec<S>({std::numeric_limits<S>::denorm_min()})}.encode());
 }
 
 TEST_CASE("standardizer: an empty one refuses to encode, a dataset is standardised in place", "[data][standardizer]") {

@@ -4,6 +4,7 @@
 #include <metalearn/data/transition_window.hpp>
 
 #include <catch.hpp>
+#include <expect.hpp>
 #include <test_support.hpp>
 
 #include <deque>
@@ -21,34 +22,14 @@ using metalearn::Vector;
 
 namespace {
 
-// Runs f, which must throw E whose message contains every one of `parts`.
-template <class E, class F>
-void expect_throw(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    FAIL("nothing was thrown");
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) CHECK_THAT(what, mlt::contains(p));
-  }
-}
-
-template <class S>
-Vector<S> vec(std::initializer_list<S> v) {
-  Vector<S> out(static_cast<Index>(v.size()));
-  Index i = 0;
-  for (S x : v) out[i++] = x;
-  return out;
-}
-
 // Example k: input (k, −k, k + 0.5), target (10k, 100k).
 template <class S>
 Vector<S> input_of(int k) {
-  return vec<S>({S(k), S(-k), S(k) + S(0.5)});
+  return mlt::vec<S>({S(k), S(-k), S(k) + S(0.5)});
 }
 template <class S>
 Vector<S> target_of(int k) {
-  return vec<S>({S(10 * k), S(100 * k)});
+  return mlt::vec<S>({S(10 * k), S(100 * k)});
 }
 
 // Everything observable about a window: the counters and every example held, oldest first.
@@ -200,21 +181,21 @@ TEST_CASE("window: write refuses more examples than it holds and fewer than one,
           "[data][window][bad-input]") {
   data::TransitionWindow<double> w(3, 2, 5);
   RegressionBatch<double> b{Matrix<double>::Constant(3, 2, 9.0), Matrix<double>::Constant(2, 2, 9.0)};
-  expect_throw<metalearn::invalid_argument>([&] { w.write(1, b); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.write(1, b); },
                                             {"data::TransitionWindow::write", "asked for the last 1 examples",
                                              "the window holds 0", "capacity 5"});
   for (int k = 0; k < 3; ++k) w.push(input_of<double>(k), target_of<double>(k));
-  expect_throw<metalearn::invalid_argument>([&] { w.write(4, b); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.write(4, b); },
                                             {"asked for the last 4 examples", "the window holds 3", "capacity 5"});
-  expect_throw<metalearn::invalid_argument>([&] { w.write(6, b); }, {"asked for the last 6 examples", "holds 3"});
-  expect_throw<metalearn::invalid_argument>([&] { w.write(0, b); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.write(6, b); }, {"asked for the last 6 examples", "holds 3"});
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.write(0, b); },
                                             {"data::TransitionWindow::write", "must be >= 1, got 0"});
-  expect_throw<metalearn::invalid_argument>([&] { w.write(-2, b); }, {"must be >= 1, got -2"});
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.write(-2, b); }, {"must be >= 1, got -2"});
   // the batch is left as it was
   CHECK(b.inputs == Matrix<double>::Constant(3, 2, 9.0));
   CHECK(b.targets == Matrix<double>::Constant(2, 2, 9.0));
   for (int k = 3; k < 9; ++k) w.push(input_of<double>(k), target_of<double>(k));
-  expect_throw<metalearn::invalid_argument>([&] { w.write(6, b); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.write(6, b); },
                                             {"asked for the last 6 examples", "the window holds 5", "capacity 5"});
   CHECK_NOTHROW(w.write(5, b));
 }
@@ -223,8 +204,8 @@ TEST_CASE("window: input and target refuse an example it does not hold", "[data]
   data::TransitionWindow<double> w(3, 2, 4);
   CHECK_THROWS_AS(w.input(0), metalearn::invalid_argument);
   for (int k = 0; k < 3; ++k) w.push(input_of<double>(k), target_of<double>(k));
-  expect_throw<metalearn::invalid_argument>([&] { w.input(3); }, {"example 3 of 3 held"});
-  expect_throw<metalearn::invalid_argument>([&] { w.target(-1); }, {"example -1 of 3 held"});
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.input(3); }, {"example 3 of 3 held"});
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.target(-1); }, {"example -1 of 3 held"});
   CHECK(w.input(2) == input_of<double>(2));
 }
 
@@ -234,13 +215,13 @@ TEMPLATE_TEST_CASE("window: push refuses wrong sizes and leaves the window as it
   data::TransitionWindow<S> w(3, 2, 2);
   w.push(input_of<S>(1), target_of<S>(1));
   const auto before = snapshot(w);
-  expect_throw<metalearn::invalid_argument>([&] { w.push(Vector<S>::Zero(2), target_of<S>(2)); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.push(Vector<S>::Zero(2), target_of<S>(2)); },
                                             {"data::TransitionWindow::push", "the input has 2 entries, expected 3"});
-  expect_throw<metalearn::invalid_argument>([&] { w.push(Vector<S>::Zero(4), target_of<S>(2)); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.push(Vector<S>::Zero(4), target_of<S>(2)); },
                                             {"the input has 4 entries, expected 3"});
-  expect_throw<metalearn::invalid_argument>([&] { w.push(input_of<S>(2), Vector<S>::Zero(3)); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.push(input_of<S>(2), Vector<S>::Zero(3)); },
                                             {"data::TransitionWindow::push", "the target has 3 entries, expected 2"});
-  expect_throw<metalearn::invalid_argument>([&] { w.push(input_of<S>(2), Vector<S>(0)); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { w.push(input_of<S>(2), Vector<S>(0)); },
                                             {"the target has 0 entries, expected 2"});
   CHECK(snapshot(w) == before);
 }
@@ -341,11 +322,11 @@ TEST_CASE("window: clear forgets every example and the next pushes start afresh"
 
 TEST_CASE("window: the constructor refuses sizes and capacities below one, naming them", "[data][window][bad-input]") {
   using W = data::TransitionWindow<double>;
-  expect_throw<metalearn::invalid_argument>([] { W(0, 2, 3); },
+  mlt::expect_throw<metalearn::invalid_argument>([] { W(0, 2, 3); },
                                             {"data::TransitionWindow", "input_size must be >= 1, got 0"});
-  expect_throw<metalearn::invalid_argument>([] { W(-1, 2, 3); }, {"input_size must be >= 1, got -1"});
-  expect_throw<metalearn::invalid_argument>([] { W(3, 0, 3); }, {"target_size must be >= 1, got 0"});
-  expect_throw<metalearn::invalid_argument>([] { W(3, 2, 0); }, {"capacity must be >= 1, got 0"});
-  expect_throw<metalearn::invalid_argument>([] { W(3, 2, -4); }, {"capacity must be >= 1, got -4"});
+  mlt::expect_throw<metalearn::invalid_argument>([] { W(-1, 2, 3); }, {"input_size must be >= 1, got -1"});
+  mlt::expect_throw<metalearn::invalid_argument>([] { W(3, 0, 3); }, {"target_size must be >= 1, got 0"});
+  mlt::expect_throw<metalearn::invalid_argument>([] { W(3, 2, 0); }, {"capacity must be >= 1, got 0"});
+  mlt::expect_throw<metalearn::invalid_argument>([] { W(3, 2, -4); }, {"capacity must be >= 1, got -4"});
   CHECK_NOTHROW(W(1, 1, 1));
 }

@@ -3,6 +3,7 @@
 #include <adaptive_control.hpp>
 
 #include <catch.hpp>
+#include <json.hpp>
 #include <temp_dir.hpp>
 
 #include <cmath>
@@ -84,8 +85,8 @@ TEST_CASE("control: actions beyond the bounds are clipped, the motor's gain and 
   // a flipped motor turns the other way: θ̈ = (g/l) sin θ ± gain u/(m l²)
   const double up = Pendulum::derivative(x, 4.0, p)[1], down = Pendulum::derivative(x, 4.0, flipped)[1];
   const double gravity = Pendulum::g * std::sin(0.3);
-  CHECK(up - gravity == Approx(2.0));
-  CHECK(down - gravity == Approx(-2.0));
+  CHECK(up - gravity == Catch::Approx(2.0));
+  CHECK(down - gravity == Catch::Approx(-2.0));
 }
 
 namespace {
@@ -212,9 +213,17 @@ TEST_CASE("control: a short run learns, adapts, controls and reports", "[example
   const control::SystemResult again = control::run_system<CartPole>(c, {});
   CHECK(again.seeds.front().prediction[0].after == grbal.after);
   CHECK(again.seeds.front().control[0].successes == s.control[0].successes);
-  const std::string json = control::to_json(c, {r});
-  CHECK(json.find("\"alpaca_maml_pendulum_before\": 0.0346") != std::string::npos);
-  CHECK(json.find("\"horizon\": 10") != std::string::npos);
+  const auto json = mlt::json::parse(control::to_json(c, {r}));  // parses: a well-formed report
+  CHECK(json["anchor"]["alpaca_maml_pendulum_before"].n == 0.0346);
+  const auto& system = json["systems"][0];
+  CHECK(system["horizon"].n == 10);
+  const auto& seed = system["seeds"][0];
+  REQUIRE(seed["prediction"].a.size() == 3);
+  CHECK(seed["prediction"][0]["method"].s == "GrBAL");
+  CHECK(seed["prediction"][0]["after"].n == Catch::Approx(grbal.after));
+  REQUIRE(seed["control"].a.size() == 4);
+  CHECK(seed["control"][3]["method"].s == "true physics");
+  CHECK(seed["control"][0]["episodes"].n == 4);
   const std::string svg = control::to_svg({r});
   CHECK(svg.rfind("<svg", 0) == 0);
   CHECK(control::table(c, {r}).find("| GrBAL |") != std::string::npos);

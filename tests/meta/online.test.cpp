@@ -9,6 +9,7 @@
 #include <metalearn/nn/objective.hpp>
 
 #include <catch.hpp>
+#include <expect.hpp>
 #include <test_support.hpp>
 
 #include <deque>
@@ -38,18 +39,6 @@ MamlOptions options(double lr = 0.05) {
   o.inner_lr = lr;
   o.inner_steps = 2;
   return o;
-}
-
-// Runs f, which must throw E whose message contains every one of `parts`.
-template <class E, class F>
-void expect_throw(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    FAIL("nothing was thrown");
-  } catch (const E& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) CHECK_THAT(what, mlt::contains(p));
-  }
 }
 
 // A stream of examples pushed into a window and recorded in full, for building the expected
@@ -190,11 +179,11 @@ TEST_CASE("online: a window larger than the data held is refused and fast is unc
   OnlineAdapter adapter(maml, meta, 6, 1);
   const Vector<double> untouched = Vector<double>::Constant(meta.size(), 7.0);
   Vector<double> fast = untouched;
-  expect_throw<metalearn::invalid_argument>([&] { adapter.adapt(stream.window, fast); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { adapter.adapt(stream.window, fast); },
                                             {"asked for the last 6 examples", "the window holds 0"});
   CHECK(fast == untouched);
   stream.push(5, rng);
-  expect_throw<metalearn::invalid_argument>([&] { adapter.adapt(stream.window, fast); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { adapter.adapt(stream.window, fast); },
                                             {"asked for the last 6 examples", "the window holds 5"});
   CHECK(fast == untouched);
   // with 0 steps too: θ* is not written either
@@ -204,7 +193,7 @@ TEST_CASE("online: a window larger than the data held is refused and fast is unc
   // a window longer than the capacity can never be filled
   Stream small(4);
   small.push(9, rng);
-  expect_throw<metalearn::invalid_argument>([&] { adapter.adapt(small.window, fast); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { adapter.adapt(small.window, fast); },
                                             {"asked for the last 6 examples", "the window holds 4", "capacity 4"});
   CHECK(fast == untouched);
   stream.push(1, rng);
@@ -226,11 +215,11 @@ TEST_CASE("online: fast of the wrong size and data of other sizes than the model
     OnlineAdapter adapter(maml, meta, 4, steps);
     for (Index wrong : {p - 1, p + 1, Index(0)}) {
       Vector<double> fast = Vector<double>::Constant(wrong, 7.0);
-      expect_throw<metalearn::invalid_argument>(
+      mlt::expect_throw<metalearn::invalid_argument>(
           [&] { adapter.adapt(stream.window, fast); },
           {"OnlineAdapter::adapt", "fast has " + std::to_string(wrong) + " entries, expected " + std::to_string(p)});
       CHECK(fast == Vector<double>::Constant(wrong, 7.0));
-      expect_throw<metalearn::invalid_argument>([&] { adapter.adapt(stream.last(4), fast); },
+      mlt::expect_throw<metalearn::invalid_argument>([&] { adapter.adapt(stream.last(4), fast); },
                                                 {"OnlineAdapter::adapt", "fast has " + std::to_string(wrong)});
       CHECK(fast == Vector<double>::Constant(wrong, 7.0));
     }
@@ -253,21 +242,21 @@ TEST_CASE("online: the constructor refuses a theta* of the wrong size or not fin
   const Vector<double> meta = mlt::random_theta(obj, rng);
   const Index p = meta.size();
   using Adapter = OnlineAdapter<Maml<Objective>>;
-  expect_throw<metalearn::invalid_argument>([&] { Adapter(maml, meta.head(p - 1), 4, 1); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { Adapter(maml, meta.head(p - 1), 4, 1); },
                                             {"OnlineAdapter", "theta* has " + std::to_string(p - 1) +
                                                                   " entries, expected " + std::to_string(p)});
   for (double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
                      -std::numeric_limits<double>::infinity()}) {
     Vector<double> theta = meta;
     theta[5] = bad;
-    expect_throw<metalearn::invalid_argument>([&] { Adapter(maml, theta, 4, 1); },
+    mlt::expect_throw<metalearn::invalid_argument>([&] { Adapter(maml, theta, 4, 1); },
                                               {"OnlineAdapter", "theta* must be finite", "entry (5, 0)"});
   }
-  expect_throw<metalearn::invalid_argument>([&] { Adapter(maml, meta, 4, -1); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { Adapter(maml, meta, 4, -1); },
                                             {"OnlineAdapter", "steps must be >= 0, got -1"});
-  expect_throw<metalearn::invalid_argument>([&] { Adapter(maml, meta, 0, 1); },
+  mlt::expect_throw<metalearn::invalid_argument>([&] { Adapter(maml, meta, 0, 1); },
                                             {"OnlineAdapter", "the window must hold >= 1 examples, got 0"});
-  expect_throw<metalearn::invalid_argument>([&] { Adapter(maml, meta, -3, 1); }, {"got -3"});
+  mlt::expect_throw<metalearn::invalid_argument>([&] { Adapter(maml, meta, -3, 1); }, {"got -3"});
   CHECK_NOTHROW(Adapter(maml, meta, 1, 0));
 }
 
