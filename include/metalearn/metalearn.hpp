@@ -27,6 +27,7 @@
 #include <metalearn/data/transition_window.hpp>
 
 #include <metalearn/nn/activation.hpp>
+#include <metalearn/nn/bias_replacement.hpp>
 #include <metalearn/nn/context.hpp>
 #include <metalearn/nn/dense.hpp>
 #include <metalearn/nn/init.hpp>

@@ -155,6 +155,75 @@ TEST_CASE("CAVIA: the meta-gradient matches central differences of the meta-loss
       }
 }
 
+// An nn::Objective without its bias-replacing passes: nn::Context builds θ' for it.
+struct PlainRegression {
+  using Scalar = double;
+  using Batch = Regression::Batch;
+  using Workspace = Regression::Workspace;
+  Regression obj;
+  Index parameter_count() const { return obj.parameter_count(); }
+  std::vector<metalearn::ParameterGroup> parameter_groups() const { return obj.parameter_groups(); }
+  void initialize(metalearn::VectorRef<double> theta, Rng& rng) const { obj.initialize(theta, rng); }
+  double loss_and_gradient(metalearn::ConstVectorRef<double> theta, const Batch& batch,
+                           metalearn::VectorRef<double> grad, Workspace& ws) const {
+    return obj.loss_and_gradient(theta, batch, grad, ws);
+  }
+  void hessian_vector_product(metalearn::ConstVectorRef<double> theta, const Batch& batch,
+                              metalearn::ConstVectorRef<double> v, metalearn::VectorRef<double> hv, Workspace& ws) const {
+    obj.hessian_vector_product(theta, batch, v, hv, ws);
+  }
+  void cached_hessian_vector_product(metalearn::ConstVectorRef<double> theta, const Batch& batch,
+                                     metalearn::ConstVectorRef<double> v, metalearn::VectorRef<double> hv,
+                                     Workspace& ws, metalearn::CachedPassKey key) const {
+    obj.cached_hessian_vector_product(theta, batch, v, hv, ws, key);
+  }
+};
+
+TEST_CASE("nn::Context over nn::Objective (no copy of theta, no V products for a context direction) equals it over "
+          "a model that builds theta'",
+          "[cavia][gradient]") {
+  using metalearn::detail::KeyIssuer;
+  Rng rng(33);
+  for (const char* bias : {"layer 1 b", "layer 2 b"})
+    for (const nn::Activation& act : {nn::Activation(nn::Tanh{}), nn::Activation(nn::Relu{})}) {
+      const Index in = 1 + static_cast<Index>(rng.uniform_index(3)), c = 1 + static_cast<Index>(rng.uniform_index(4));
+      const Regression base(nn::Mlp<double>({in, 6, 5, 2}, {act, act, nn::Identity{}}), {});
+      const nn::Context fast(base, c, bias);
+      const nn::Context plain(PlainRegression{base}, c, bias);
+      INFO(fast.describe() << " on " << bias);
+      const Vector<double> theta = random_context_theta(fast, rng);
+      const auto batch = mlt::regression_batch<double>(in, 2, 7, rng);
+      const Index p = theta.size();
+      typename decltype(fast)::Workspace fws;
+      typename decltype(plain)::Workspace pws;
+      Vector<double> gf(p), gp(p), gk(p);
+      CHECK(fast.loss_and_gradient(theta, batch, gf, fws) == plain.loss_and_gradient(theta, batch, gp, pws));
+      CHECK(gf == gp);  // the same operations: bit for bit
+      CHECK(fast.loss_and_gradient(theta, batch, gk, fws, KeyIssuer::finite_theta()) == plain.loss_and_gradient(
+                                                                                         theta, batch, gp, pws));
+      CHECK(gk == gp);
+      // cached products: a direction of φ alone (CAVIA's inner loop), then any direction
+      Vector<double> v = Vector<double>::Zero(p);
+      v.tail(c) = mlt::random_vector<double>(c, rng);
+      for (int kind = 0; kind < 2; ++kind) {
+        if (kind == 1) v = mlt::random_vector<double>(p, rng);
+        Vector<double> hf(p), hp(p), full(p);
+        fast.cached_hessian_vector_product(theta, batch, v, hf, fws, KeyIssuer::cached_pass());
+        plain.cached_hessian_vector_product(theta, batch, v, hp, pws, KeyIssuer::cached_pass());
+        fast.hessian_vector_product(theta, batch, v, full, fws);
+        CHECK(mlt::max_error(hf, hp) < 1e-12);
+        CHECK(mlt::max_error(hf, full) < 1e-12);
+        fast.loss_and_gradient(theta, batch, gf, fws);  // (the uncached product ran a pass of its own)
+      }
+      // a shifted bias that overflows is refused as before, by name
+      Vector<double> huge = theta;
+      huge.tail(c).setConstant(1e300);
+      huge.segment(base.parameter_count(), fast.parameter_count() - base.parameter_count() - c).setConstant(1e300);
+      CHECK_THROWS_AS(fast.loss_and_gradient(huge, batch, gf, fws), metalearn::invalid_argument);
+      CHECK_THROWS_AS(plain.loss_and_gradient(huge, batch, gp, pws), metalearn::invalid_argument);
+    }
+}
+
 TEST_CASE("CAVIA: threads bit-identical, each task's meta-gradient clamped before the mean", "[cavia][threads]") {
   const nn::Context model(nn::Objective(nn::Mlp<float>({1, 40, 40, 1}, nn::Relu{}), nn::MeanSquaredError{}), 5);
   const auto tasks = mlt::sine_tasks<float>(7, 25, 10, 3);

@@ -8,7 +8,12 @@
 #include <metalearn/nn/objective.hpp>
 
 #include <catch.hpp>
+#include <expect.hpp>
 #include <test_support.hpp>
+
+#include <cmath>
+#include <limits>
+#include <string>
 
 namespace nn = metalearn::nn;
 namespace check = metalearn::check;
@@ -184,4 +189,76 @@ TEST_CASE("frozen-prefix passes: the adapted part of the gradient and H v for a 
     CHECK_THROWS_WITH(obj.loss_and_gradient(theta, batch, g, ws, KeyIssuer::frozen_prefix(1, false)),
                       mlt::contains("the frozen prefix must end where a layer other than the first begins, got offset 1"));
   }
+}
+
+TEST_CASE("bias-replacing passes: the gradient at a replaced bias and H v for a direction of that bias alone equal "
+          "the full passes' at θ with that bias",
+          "[nn][hvp][bias]") {
+  using metalearn::detail::KeyIssuer;
+  Rng rng(37);
+  for (int trial = 0; trial < 16; ++trial) {
+    const int depth = 1 + trial % 4;  // 1 to 4 layers
+    const auto acts = mlt::all_activations();
+    const nn::Activation hidden = acts[static_cast<std::size_t>(trial) % acts.size()];
+    const mlt::NetSpec spec = mlt::random_spec(rng, 3, 2, depth, hidden, nn::Identity{});
+    const nn::Objective obj(spec.make<double>(), nn::SoftmaxCrossEntropy{});
+    const Index p = obj.parameter_count();
+    const auto& net = obj.network();
+    REQUIRE(obj.supports_bias_directions());
+    const Vector<double> theta = mlt::random_theta(obj, rng, 0.3);
+    const auto batch = mlt::classification_batch<double>(3, 2, 7, rng);
+    for (Index l = 0; l < net.layer_count(); ++l) {
+      const Index n = net.layer_output_size(l), b = net.layer_offset(l) + n * net.layer_input_size(l);
+      INFO(spec.describe() << ", the bias of layer " << l);
+      REQUIRE(obj.bias_layer(b) == l);
+      CHECK(obj.bias_layer(b + 1) == -1);  // inside the bias, or the next layer's W
+      CHECK(obj.bias_layer(net.layer_offset(l)) == -1);
+      const Vector<double> bias = mlt::random_vector<double>(n, rng);
+      Vector<double> replaced = theta;  // the same θ with the bias written in
+      replaced.segment(b, n) = bias;
+      Vector<double> with_nan = theta;  // θ's own bias is not read
+      with_nan.segment(b, n).setConstant(std::nan(""));
+      typename decltype(obj)::Workspace full_ws, ws;
+      Vector<double> g_full(p), g(p), g_key(p);
+      const double l_full = obj.loss_and_gradient(replaced, batch, g_full, full_ws);
+      const nn::BiasReplacement<double> r{l, bias.data()};
+      CHECK(obj.loss_and_gradient(with_nan, batch, g_key, ws, r, KeyIssuer::finite_theta()) == l_full);
+      CHECK(g_key == g_full);  // the same operations: bit for bit
+      REQUIRE_THROWS_AS(obj.loss_and_gradient(with_nan, batch, g, ws, r), metalearn::invalid_argument);  // checked θ
+      const double loss = obj.loss_and_gradient(theta, batch, g, ws, r);
+      CHECK(loss == l_full);
+      CHECK(g == g_full);
+      // H v for v zero but for that bias: by the cached bias-direction product (no V products)
+      const Vector<double> c = mlt::random_vector<double>(n, rng);
+      Vector<double> v = Vector<double>::Zero(p);
+      v.segment(b, n) = c;
+      Vector<double> hv_full(p), hv(p), hv_cached(p);
+      obj.hessian_vector_product(replaced, batch, v, hv_full, full_ws);
+      obj.cached_hessian_vector_product(theta, batch, nn::BiasReplacement<double>{l, c.data()}, hv, ws,
+                                        KeyIssuer::cached_pass());
+      CHECK(mlt::max_error(hv, hv_full) < 1e-12);
+      CHECK(hv.norm() > 0);
+      // the ordinary cached product after the replaced pass is the replaced network's too
+      obj.cached_hessian_vector_product(theta, batch, v, hv_cached, ws, KeyIssuer::cached_pass());
+      CHECK(mlt::max_error(hv_cached, hv_full) < 1e-12);
+      // refused, with the output untouched: a non-finite bias, a layer out of range, no values
+      Vector<double> bad = bias;
+      bad[n - 1] = std::numeric_limits<double>::infinity();
+      const Vector<double> before = g;
+      const auto refused = [&](nn::BiasReplacement<double> x, const std::string& what) {
+        INFO(what);
+        mlt::expect_throw<metalearn::invalid_argument>(
+            [&] { obj.loss_and_gradient(theta, batch, g, ws, x, KeyIssuer::finite_theta()); }, {what});
+        CHECK(g == before);
+      };
+      refused({l, bad.data()}, "the replaced bias (layer " + std::to_string(l));
+      refused({net.layer_count(), bias.data()}, "must be in [0, " + std::to_string(net.layer_count()) + ")");
+      refused({-1, bias.data()}, "got -1");
+      refused({l, nullptr}, "has no values");
+    }
+  }
+  // a normalised network has no bias-direction product
+  const nn::Objective norm(mlt::random_norm_spec(rng, 3, 2, 2, nn::Tanh{}, nn::Identity{}, false).make<double>(),
+                           nn::SoftmaxCrossEntropy{});
+  CHECK_FALSE(norm.supports_bias_directions());
 }

@@ -408,7 +408,7 @@ class GradientInnerLoop {
       const StepRates<Scalar> r = derived().rates(meta.data(), k);
       gradient(theta_k(k), task.support, wk.g,
                use_cached() ? wk.step_ws[static_cast<std::size_t>(k)] : wk.ws);  // g = ∇L_s(θ_k)
-      mask(r, wk.g);                                                            // M g
+      if (clip) mask(r, wk.g);  // M g (otherwise only the groups' entries of g are read)
       if (clip) {
         if (second) wk.raw.col(k) = wk.g;
         s.inner_clip.apply(wk.g);
@@ -622,8 +622,10 @@ class GradientInnerLoop {
       } else {
         model_.loss_and_gradient(wk.thetas.col(k & 1), support, wk.g, wk.ws);
       }
-      mask(r, wk.g);
-      if (clip.enabled()) clip.apply(wk.g);
+      if (clip.enabled()) {  // c(M g) (without a clip only the groups' entries of g are read)
+        mask(r, wk.g);
+        clip.apply(wk.g);
+      }
       step(r, wk.thetas.col(k & 1), wk.g, wk.thetas.col((k + 1) & 1));  // θ_{k+1} = θ_k − A_k ⊙ c(M ∇L_s(θ_k))
       check_iterate(wk.thetas.col((k + 1) & 1), k + 1);
       after_step(k + 1, wk.thetas.col((k + 1) & 1));

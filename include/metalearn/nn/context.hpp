@@ -10,11 +10,16 @@
 ///   ∇_θ = g',  ∇_{W_φ} = g'_b φᵀ,  ∇_φ = W_φᵀ g'_b;
 ///   H v, with v' = v_θ + (V_φ φ + W_φ v_φ) in the b slot:
 ///   [u;  u_b φᵀ + g'_b v_φᵀ;  W_φᵀ u_b + V_φᵀ g'_b]      (docs/derivations.md, "CAVIA").
+/// When M can take that bias apart from θ (nn::Objective's `BiasReplacement`), θ' is never
+/// built: M's passes read θ's own entries and the n shifted biases, and a product whose
+/// direction is φ's alone (v' = W_φ v_φ in the b slot: CAVIA's inner loop) skips every
+/// product with M's V.
 
 #include <metalearn/core/error.hpp>
 #include <metalearn/core/random.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/model.hpp>
+#include <metalearn/nn/bias_replacement.hpp>
 
 #include <cmath>
 #include <string>
@@ -25,6 +30,10 @@
 namespace metalearn::nn {
 
 namespace detail {
+template <class M, class = void>
+struct has_bias_replacement : std::false_type {};
+template <class M>
+struct has_bias_replacement<M, std::void_t<decltype(std::declval<const M&>().bias_layer(Index{}))>> : std::true_type {};
 template <class M, class = void>
 struct has_describe : std::false_type {};
 template <class M>
@@ -40,16 +49,17 @@ class Context {
   static_assert(check_model<M>());
   static constexpr bool kHvp = model_traits<M>::has_hessian_vector_product;
   static constexpr bool kCached = model_traits<M>::has_cached_hessian_vector_product;
+  static constexpr bool kReplace = detail::has_bias_replacement<M>::value;
 
  public:
   using Scalar = typename M::Scalar;  ///< float or double
   using Batch = typename M::Batch;    ///< M's batch (without the context: the adaptor adds it)
 
-  /// M's workspace and the adaptor's vectors (θ', v', and g'_b of the last gradient pass),
-  /// grown on first use.
+  /// M's workspace and the adaptor's vectors (θ', v', the shifted bias b + W_φ φ, the bias part
+  /// W_φ v_φ of a direction of φ alone, and g'_b of the last gradient pass), grown on first use.
   struct Workspace {
     typename M::Workspace inner{};
-    Vector<Scalar> theta, v, gb;
+    Vector<Scalar> theta, v, bias, direction, gb;
   };
 
   /// `model` with `context` (≥ 1) parameters shifting the bias group named `bias` (for
@@ -70,6 +80,10 @@ class Context {
     }
     if (n_ == 0) metalearn::detail::fail(where, "the model has no parameter group '", bias, "'; its groups are ", known);
     p_ = model_.parameter_count();
+    if constexpr (kReplace) {
+      layer_ = model_.bias_layer(b_off_);
+      bias_directions_ = layer_ >= 0 && model_.supports_bias_directions();
+    }
   }
 
   /// The inner model.
@@ -109,15 +123,14 @@ class Context {
   /// L(θ_ctx) and its gradient.
   Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad,
                            Workspace& ws) const {
-    constexpr const char* where = "nn::Context::loss_and_gradient";
-    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
-    metalearn::detail::check_size(where, "grad", grad.size(), parameter_count());
-    shifted(theta, ws);
-    const Scalar loss = model_.loss_and_gradient(ws.theta, batch, grad.head(p_), ws.inner);  // ℓ(θ'), ∇_θ = g'
-    ws.gb = grad.segment(b_off_, n_);                                                    // g'_b, for a cached product
-    weights_of(grad).noalias() = ws.gb * theta.tail(c_).transpose();  // ∇_{W_φ} = g'_b φᵀ
-    grad.tail(c_).noalias() = weights_of(theta).transpose() * ws.gb;   // ∇_φ = W_φᵀ g'_b
-    return loss;
+    return gradient(theta, batch, grad, ws, nullptr);
+  }
+
+  /// The same for a θ_ctx that one of the library's algorithms has checked (model.hpp,
+  /// FiniteThetaKey), passed on to M.
+  Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad, Workspace& ws,
+                           FiniteThetaKey key) const {
+    return gradient(theta, batch, grad, ws, &key);
   }
 
   /// ∇²L(θ_ctx) v (when M has an exact Hessian-vector product).
@@ -135,12 +148,29 @@ class Context {
     model_.hessian_vector_product(ws.theta, batch, ws.v, hv.head(p_), ws.inner);  // u = ∇²ℓ(θ') v'
     assemble(theta, v, hv, ws);
   }
+  // (The uncached product builds θ': M's full product has no bias replacement.)
 
   /// The same reusing the last gradient pass in `ws` (θ and the batch unchanged since), with
   /// M's cached product; called by the library's algorithms only (CachedPassKey).
   template <class MM = M, std::enable_if_t<model_traits<MM>::has_cached_hessian_vector_product, int> = 0>
   void cached_hessian_vector_product(ConstVectorRef<Scalar> theta, const Batch& batch, ConstVectorRef<Scalar> v,
                                      VectorRef<Scalar> hv, Workspace& ws, CachedPassKey key) const {
+    if constexpr (kReplace) {
+      if (layer_ >= 0) {  // the gradient pass ran at θ's own entries with the shifted bias
+        const Index m = p_ + n_ * c_;
+        if (bias_directions_ && v.head(m).cwiseAbs().sum() == Scalar(0)) {  // v = [0; 0; v_φ]: v' = W_φ v_φ in b
+          if (ws.direction.size() != n_) ws.direction.resize(n_);
+          ws.direction.noalias() = weights_of(theta) * v.tail(c_);
+          const BiasReplacement<Scalar> d{layer_, ws.direction.data()};
+          model_.cached_hessian_vector_product(theta.head(p_), batch, d, hv.head(p_), ws.inner, key);  // u = ∇²ℓ(θ') v'
+        } else {
+          direction(theta, v, ws);
+          model_.cached_hessian_vector_product(theta.head(p_), batch, ws.v, hv.head(p_), ws.inner, key);
+        }
+        assemble(theta, v, hv, ws);
+        return;
+      }
+    }
     direction(theta, v, ws);
     model_.cached_hessian_vector_product(ws.theta, batch, ws.v, hv.head(p_), ws.inner, key);  // u = ∇²ℓ(θ') v'
     assemble(theta, v, hv, ws);
@@ -160,6 +190,35 @@ class Context {
   using ConstWeightsMap = Eigen::Map<const Matrix<Scalar>>;
   WeightsMap weights_of(VectorRef<Scalar> x) const { return WeightsMap(x.data() + p_, n_, c_); }
   ConstWeightsMap weights_of(ConstVectorRef<Scalar> x) const { return ConstWeightsMap(x.data() + p_, n_, c_); }
+
+  // L and ∇L (checking θ_ctx unless a key says it is checked).
+  Scalar gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad, Workspace& ws,
+                  const FiniteThetaKey* key) const {
+    constexpr const char* where = "nn::Context::loss_and_gradient";
+    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    metalearn::detail::check_size(where, "grad", grad.size(), parameter_count());
+    Scalar loss = 0;
+    bool replaced = false;
+    if constexpr (kReplace) {
+      if (layer_ >= 0) {  // ℓ(θ') from θ's entries and b + W_φ φ, no copy of θ
+        if (ws.bias.size() != n_) ws.bias.resize(n_);
+        ws.bias = theta.segment(b_off_, n_);
+        ws.bias.noalias() += weights_of(theta) * theta.tail(c_);  // b + W_φ φ
+        const BiasReplacement<Scalar> b{layer_, ws.bias.data()};
+        loss = key ? model_.loss_and_gradient(theta.head(p_), batch, grad.head(p_), ws.inner, b, *key)
+                   : model_.loss_and_gradient(theta.head(p_), batch, grad.head(p_), ws.inner, b);
+        replaced = true;
+      }
+    }
+    if (!replaced) {
+      shifted(theta, ws);
+      loss = model_.loss_and_gradient(ws.theta, batch, grad.head(p_), ws.inner);  // ℓ(θ'), ∇_θ = g' (θ' checked)
+    }
+    ws.gb = grad.segment(b_off_, n_);                                  // g'_b, for a cached product
+    weights_of(grad).noalias() = ws.gb * theta.tail(c_).transpose();  // ∇_{W_φ} = g'_b φᵀ
+    grad.tail(c_).noalias() = weights_of(theta).transpose() * ws.gb;   // ∇_φ = W_φᵀ g'_b
+    return loss;
+  }
 
   // ws.theta = θ' (θ with b + W_φ φ)
   void shifted(ConstVectorRef<Scalar> theta, Workspace& ws) const {
@@ -186,6 +245,8 @@ class Context {
 
   M model_;
   Index c_ = 0, p_ = 0, b_off_ = 0, n_ = 0;
+  Index layer_ = -1;              // M's layer whose bias the context shifts, when M can take it apart
+  bool bias_directions_ = false;  // and M's cached product takes a direction of that bias alone
 };
 
 }  // namespace metalearn::nn

@@ -189,11 +189,12 @@ struct DenseOps {
     return Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(buf.sigma.data() + first, 1, n);
   }
 
-  /// Z = W X + b, A = f(Z) on columns [0, n).
+  /// Z = W X + b, A = f(Z) on columns [0, n); b is read from `b` instead of θ when not null.
   static void forward(const Layer& layer, const S* w, const InputView<S>& x, LayerBuffers<S>& buf, Index n,
-                      metalearn::detail::GemmScratch<S>& scratch) {
+                      metalearn::detail::GemmScratch<S>& scratch, const S* b = nullptr) {
     auto z = cols(buf.z, 0, n);
-    fill_columns(z, bias(layer, w));                                            // Z = b 1ᵀ
+    if (b) fill_columns(z, Eigen::Map<const BVec>(b, layer.output_size()));  // Z = b 1ᵀ
+    else fill_columns(z, bias(layer, w));
     metalearn::detail::gemm(z, weights(layer, w), input(x, n), true, scratch);  //   + W X
     if (layer.normalized()) normalize(layer, w, buf, n);                       // Y = γ ⊙ LN(Z) + β
     cols(buf.a, 0, n).array() = layer.activation().value(z.array());           // A = f(Z)
@@ -272,11 +273,20 @@ struct DenseOps {
 
   /// R-forward beside a finished gradient pass: RZ = W RA + V A + c, RA = f'(Z) ⊙ RZ.
   /// `x` holds [A | RA] of the previous layer (n input columns when `first`, RA₀ = 0).
+  /// A null `v` is a direction that is zero on this layer but for its bias part `c` (null:
+  /// zero too), so V A is not computed (not for a normalised layer).
   static void forward_r_cached(const Layer& layer, const S* w, const S* v, const InputView<S>& x, bool first,
-                               LayerBuffers<S>& buf, Index n, metalearn::detail::GemmScratch<S>& scratch) {
+                               LayerBuffers<S>& buf, Index n, metalearn::detail::GemmScratch<S>& scratch,
+                               const S* c = nullptr) {
     auto rz = cols(buf.z, n, n);
-    fill_columns(rz, bias(layer, v));                                                   // RZ = c 1ᵀ
-    metalearn::detail::gemm(rz, weights(layer, v), input(x, n), true, scratch);         //    + V A
+    if (v) {
+      fill_columns(rz, bias(layer, v));                                                 // RZ = c 1ᵀ
+      metalearn::detail::gemm(rz, weights(layer, v), input(x, n), true, scratch);       //    + V A
+    } else if (c) {
+      fill_columns(rz, Eigen::Map<const BVec>(c, layer.output_size()));                 // RZ = c 1ᵀ (V = 0)
+    } else {
+      rz.setZero();
+    }
     if (!first) metalearn::detail::gemm(rz, weights(layer, w), input(x.from(n), n), true, scratch);  // + W RA
     if (layer.normalized()) normalize_r(layer, w, v, buf, n);                        // RY
     const auto& act = layer.activation();
@@ -285,7 +295,8 @@ struct DenseOps {
 
   /// R-backward beside a finished gradient pass (δ and G in the right blocks), given RG in the
   /// left block: Rδ, (Hv)_W, (Hv)_b and, when `g_prev` is not null, RG_prev = Wᵀ Rδ + Vᵀ δ
-  /// into its left block (its right block, G_prev, is kept).
+  /// into its left block (its right block, G_prev, is kept). A null `v` is V = 0 (as in
+  /// `forward_r_cached`).
   static void backward_r_cached(const Layer& layer, const S* w, const S* v, const InputView<S>& x, bool first,
                                 LayerBuffers<S>& buf, Index n, S* hv, Matrix<S>* g_prev,
                                 metalearn::detail::GemmScratch<S>& scratch) {
@@ -327,7 +338,7 @@ struct DenseOps {
                                 rdelta, false, scratch);                                                // RG_prev = Wᵀ Rδ
       else
         metalearn::detail::gemm(rg_prev, weights(layer, w).transpose(), rdelta, false, scratch);        // RG_prev = Wᵀ Rδ
-      metalearn::detail::gemm(rg_prev, weights(layer, v).transpose(), cols(buf.d, n, n), true, scratch);  //        + Vᵀ δ
+      if (v) metalearn::detail::gemm(rg_prev, weights(layer, v).transpose(), cols(buf.d, n, n), true, scratch);  // + Vᵀ δ
     }
   }
 

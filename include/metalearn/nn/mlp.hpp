@@ -41,6 +41,8 @@ namespace metalearn::nn {
 
 template <class Scalar, class... Layers>
 class Mlp;
+template <class Net, class Loss>
+class Objective;
 
 namespace detail {
 template <class Net, class S>
@@ -80,6 +82,8 @@ class MlpWorkspace {
   friend struct detail::MlpEngine;
   template <class Derived, class S>
   friend class detail::MlpBase;
+  template <class Net, class Loss>
+  friend class Objective;
 
   static Eigen::Map<Matrix<Scalar>> block(Matrix<Scalar>& m, Index first, Index n) {
     return Eigen::Map<Matrix<Scalar>>(m.data() + first * m.rows(), m.rows(), n);
@@ -96,6 +100,13 @@ class MlpWorkspace {
   const Scalar* pass_inputs_ = nullptr;
   Index pass_n_ = 0;
   Index capacity_ = 0;
+  // one layer's bias given apart from θ during an nn::Objective pass (nn::Context's context):
+  // forward passes read that layer's b from bias_ (when not null); with direction_only_ the
+  // cached R-passes take v as zero but for that layer's bias part, direction_
+  Index bias_layer_ = -1;
+  const Scalar* bias_ = nullptr;
+  const Scalar* direction_ = nullptr;
+  bool direction_only_ = false;
 };
 
 namespace detail {
@@ -149,7 +160,8 @@ struct MlpEngine {
     for (Index l = first; l < net.layer_count(); ++l)
       net.dispatch(l, [&](const auto& layer) {
         using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
-        Ops::forward(layer, theta + net.layer_offset(l), l == 0 ? x : view(ws.layers_[l - 1].a), ws.layers_[l], n, ws.gemm_);
+        Ops::forward(layer, theta + net.layer_offset(l), l == 0 ? x : view(ws.layers_[l - 1].a), ws.layers_[l], n, ws.gemm_,
+                     l == ws.bias_layer_ ? ws.bias_ : nullptr);
       });
   }
 
@@ -185,8 +197,12 @@ struct MlpEngine {
       net.dispatch(l, [&](const auto& layer) {
         using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
         const Index off = net.layer_offset(l);
-        Ops::forward_r_cached(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == first,
-                              ws.layers_[l], n, ws.gemm_);
+        if (ws.direction_only_)  // v = 0 but for one bias: no V products
+          Ops::forward_r_cached(layer, theta + off, nullptr, l == 0 ? x : view(ws.layers_[l - 1].a), l == first,
+                                ws.layers_[l], n, ws.gemm_, l == ws.bias_layer_ ? ws.direction_ : nullptr);
+        else
+          Ops::forward_r_cached(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == first,
+                                ws.layers_[l], n, ws.gemm_);
       });
   }
 
@@ -202,8 +218,9 @@ struct MlpEngine {
       net.dispatch(l, [&](const auto& layer) {
         using Ops = DenseOps<S, std::decay_t<decltype(layer)>>;
         const Index off = net.layer_offset(l);
-        Ops::backward_r_cached(layer, theta + off, v + off, l == 0 ? x : view(ws.layers_[l - 1].a), l == first,
-                               ws.layers_[l], n, hv + off, l == 0 ? nullptr : &ws.layers_[l - 1].g, ws.gemm_);
+        Ops::backward_r_cached(layer, theta + off, ws.direction_only_ ? nullptr : v + off,
+                               l == 0 ? x : view(ws.layers_[l - 1].a), l == first, ws.layers_[l], n, hv + off,
+                               l == 0 ? nullptr : &ws.layers_[l - 1].g, ws.gemm_);
       });
     if (first == 0) return;
     auto& g = ws.layers_[first - 1].g;

@@ -8,6 +8,7 @@
 #include <metalearn/core/random.hpp>
 #include <metalearn/core/types.hpp>
 #include <metalearn/model.hpp>
+#include <metalearn/nn/bias_replacement.hpp>
 #include <metalearn/nn/init.hpp>
 #include <metalearn/nn/loss.hpp>
 
@@ -139,6 +140,54 @@ class Objective {
     net_.backward_r_cached(theta, v, batch.inputs, ws, hv);
   }
 
+  /// The layer whose bias b starts at θ's entry `offset`, or −1 (for adaptors that feed inputs
+  /// through a bias: nn::Context).
+  Index bias_layer(Index offset) const {
+    for (Index l = 0; l < net_.layer_count(); ++l)
+      if (net_.layer_offset(l) + net_.layer_output_size(l) * net_.layer_input_size(l) == offset) return l;
+    return -1;
+  }
+  /// True when the bias-direction product below applies: no layer is normalised.
+  bool supports_bias_directions() const {
+    for (Index l = 0; l < net_.layer_count(); ++l)
+      if (net_.layer_normalized(l)) return false;
+    return true;
+  }
+
+  /// L(θ; batch) with layer `b.layer`'s bias read from `b.values` instead of θ (θ's entries
+  /// there are not read); assigns ∇_θ L to grad (its bias entries: ∂L/∂b at b.values).
+  Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad, Workspace& ws,
+                           BiasReplacement<Scalar> b) const {
+    const BiasScope scope(*this, ws, b, "nn::Objective::loss_and_gradient");
+    return gradient_pass(theta, batch, grad, ws, true);
+  }
+  /// The same for a θ that one of the library's algorithms has checked (FiniteThetaKey); the
+  /// replacing bias is checked.
+  Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad, Workspace& ws,
+                           BiasReplacement<Scalar> b, FiniteThetaKey) const {
+    const BiasScope scope(*this, ws, b, "nn::Objective::loss_and_gradient");
+    return gradient_pass(theta, batch, grad, ws, false);
+  }
+
+  /// The cached product ∇²_θ L · v for a direction v that is zero but for layer `c.layer`'s
+  /// bias part, `c.values`, after a gradient pass with a replaced bias (same θ and batch
+  /// objects): the R-passes skip every product with V. Needs `supports_bias_directions()`.
+  void cached_hessian_vector_product(ConstVectorRef<Scalar> theta, const Batch& batch, BiasReplacement<Scalar> c,
+                                     VectorRef<Scalar> hv, Workspace& ws, CachedPassKey) const {
+    constexpr const char* where = "nn::Objective::cached_hessian_vector_product";
+    if (!supports_bias_directions())
+      metalearn::detail::fail(where, "a bias direction needs a network without normalised layers");
+    metalearn::detail::check_size(where, "theta", theta.size(), parameter_count());
+    metalearn::detail::check_size(where, "hv", hv.size(), parameter_count());
+    check_no_alias(where, "hv", hv.data(), theta.data());
+    const BiasScope scope(*this, ws, c, where, true);
+    const Index n = batch.size();
+    net_.forward_r_cached(theta, theta, batch.inputs, ws);  // (v is not read: the direction is c)
+    loss_.template hessian_vector_product<Scalar>(ws.outputs(n), batch.targets, ws.output_directions(n),
+                                                  ws.output_gradient_directions(n));
+    net_.backward_r_cached(theta, theta, batch.inputs, ws, hv);
+  }
+
   /// True when θ can be split at `offset` into frozen layers and adapted ones: `offset` is the
   /// start of a layer's W other than the first (model.hpp, frozen-prefix passes).
   bool supports_frozen_prefix(Index offset) const { return offset > 0 && net_.layer_at(offset) > 0; }
@@ -244,6 +293,36 @@ class Objective {
   static void check_no_alias(const char* where, const char* out, const Scalar* a, const Scalar* b) {
     if (a == b) metalearn::detail::fail(where, out, " must not be the same vector as an input");
   }
+
+  // A bias (or direction) given apart from θ, set in the workspace for one pass.
+  class BiasScope {
+   public:
+    BiasScope(const Objective& o, Workspace& ws, const BiasReplacement<Scalar>& b, const char* where,
+              bool direction = false)
+        : ws_(ws) {
+      if (b.layer < 0 || b.layer >= o.net_.layer_count())
+        metalearn::detail::fail(where, "the replaced bias's layer must be in [0, ", o.net_.layer_count(), "), got ",
+                                b.layer);
+      if (b.values == nullptr) metalearn::detail::fail(where, "the replaced bias has no values");
+      const Index size = o.net_.layer_output_size(b.layer);
+      if (!metalearn::detail::all_finite(Eigen::Map<const Vector<Scalar>>(b.values, size)))
+        metalearn::detail::fail(where, direction ? "the direction's bias" : "the replaced bias", " (layer ", b.layer,
+                                ", ", size, " entries) has a non-finite entry");
+      ws.bias_layer_ = b.layer;
+      (direction ? ws.direction_ : ws.bias_) = b.values;
+      ws.direction_only_ = direction;
+    }
+    ~BiasScope() {
+      ws_.bias_layer_ = -1;
+      ws_.bias_ = ws_.direction_ = nullptr;
+      ws_.direction_only_ = false;
+    }
+    BiasScope(const BiasScope&) = delete;
+    BiasScope& operator=(const BiasScope&) = delete;
+
+   private:
+    Workspace& ws_;
+  };
 
   Net net_;
   Loss loss_;
