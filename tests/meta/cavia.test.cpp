@@ -185,9 +185,12 @@ TEST_CASE("nn::Context over nn::Objective (no copy of theta, no V products for a
   using metalearn::detail::KeyIssuer;
   Rng rng(33);
   for (const char* bias : {"layer 1 b", "layer 2 b"})
-    for (const nn::Activation& act : {nn::Activation(nn::Tanh{}), nn::Activation(nn::Relu{})}) {
+    for (int kind = 0; kind < 3; ++kind) {  // tanh, ReLU, and tanh with layer normalisation (no bias directions)
+      const nn::Activation act = kind == 1 ? nn::Activation(nn::Relu{}) : nn::Activation(nn::Tanh{});
       const Index in = 1 + static_cast<Index>(rng.uniform_index(3)), c = 1 + static_cast<Index>(rng.uniform_index(4));
-      const Regression base(nn::Mlp<double>({in, 6, 5, 2}, {act, act, nn::Identity{}}), {});
+      const Regression base(kind == 2 ? nn::Mlp<double>({in, 6, 5, 2}, act, nn::Identity{}, nn::LayerNorm{0.5})
+                                      : nn::Mlp<double>({in, 6, 5, 2}, {act, act, nn::Identity{}}),
+                            {});
       const nn::Context fast(base, c, bias);
       const nn::Context plain(PlainRegression{base}, c, bias);
       INFO(fast.describe() << " on " << bias);
@@ -205,8 +208,8 @@ TEST_CASE("nn::Context over nn::Objective (no copy of theta, no V products for a
       // cached products: a direction of φ alone (CAVIA's inner loop), then any direction
       Vector<double> v = Vector<double>::Zero(p);
       v.tail(c) = mlt::random_vector<double>(c, rng);
-      for (int kind = 0; kind < 2; ++kind) {
-        if (kind == 1) v = mlt::random_vector<double>(p, rng);
+      for (int general = 0; general < 2; ++general) {
+        if (general == 1) v = mlt::random_vector<double>(p, rng);
         Vector<double> hf(p), hp(p), full(p);
         fast.cached_hessian_vector_product(theta, batch, v, hf, fws, KeyIssuer::cached_pass());
         plain.cached_hessian_vector_product(theta, batch, v, hp, pws, KeyIssuer::cached_pass());

@@ -155,14 +155,15 @@ class Objective {
   }
 
   /// L(θ; batch) with layer `b.layer`'s bias read from `b.values` instead of θ (θ's entries
-  /// there are not read); assigns ∇_θ L to grad (its bias entries: ∂L/∂b at b.values).
+  /// there are checked finite, not read); assigns ∇_θ L to grad (its bias entries: ∂L/∂b at
+  /// b.values). Throws `invalid_argument` for a layer out of range or a non-finite bias.
   Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad, Workspace& ws,
                            BiasReplacement<Scalar> b) const {
     const BiasScope scope(*this, ws, b, "nn::Objective::loss_and_gradient");
     return gradient_pass(theta, batch, grad, ws, true);
   }
-  /// The same for a θ that one of the library's algorithms has checked (FiniteThetaKey); the
-  /// replacing bias is checked.
+  /// The same for a θ that one of the library's algorithms has checked (FiniteThetaKey): θ's
+  /// entries are not checked again, the replacing bias is.
   Scalar loss_and_gradient(ConstVectorRef<Scalar> theta, const Batch& batch, VectorRef<Scalar> grad, Workspace& ws,
                            BiasReplacement<Scalar> b, FiniteThetaKey) const {
     const BiasScope scope(*this, ws, b, "nn::Objective::loss_and_gradient");
