@@ -50,6 +50,8 @@ struct Config {
   Index ways = 5, shots = 1;          // N-way K-shot
   Index queries = 0;                  // query examples per class (0: K, as the paper)
   Index query_count() const { return queries > 0 ? queries : shots; }
+  Index train_shots = 0;              // support examples per class in meta-training (0: K)
+  Index train_shot_count() const { return train_shots > 0 ? train_shots : shots; }
   examples::Algorithm algorithm = examples::Algorithm::maml;  // maml, meta-sgd, maml++ or anil
   int order = 2;                      // 1: first order, 2: exact second order
   long iterations = 60000;            // meta-iterations
@@ -59,6 +61,7 @@ struct Config {
   long first_order_iterations = 0;    // MAML++: derivative-order annealing
   long multi_step_iterations = 0;     // MAML++: multi-step loss annealing
   long inner_batch = 0;               // Reptile: support examples per inner step (0: all)
+  long eval_inner_batch = -1;         // Reptile at test (-1: --inner-batch if the support set holds it, else all)
   bool inner_adam = false;            // Reptile: Adam (β₁ = 0) in the inner loop instead of SGD
   double lambda = 1.0;                // iMAML: the proximal term's strength
   int cg_iterations = 5;              // iMAML: conjugate-gradient iterations
@@ -115,6 +118,8 @@ inline std::string usage() {
   --cache DIR           where the zips are converted to  [$XDG_CACHE_HOME/metalearn/omniglot]
   --ways N --shots K    episodes  [5, 1]
   --queries Q           query examples per class  [K, as the paper]
+  --train-shots K       support examples per class in meta-training episodes (Reptile's
+                        authors train on 10)  [K]
   --algorithm A         maml, meta-sgd (learned per-parameter rates), maml++ (learned
                         per-step, per-layer rates; annealing below), anil (adapts the
                         output layer only), reptile or imaml  [maml]
@@ -127,6 +132,8 @@ inline std::string usage() {
   --first-order-iterations N  MAML++: first order for N meta-iterations  [0]
   --multi-step-iterations N   MAML++: annealed multi-step loss for N meta-iterations  [0]
   --inner-batch N       Reptile: support examples per inner step  [all]
+  --eval-inner-batch N  Reptile at test time (the authors' --eval-batch)  [--inner-batch if the
+                        test support set holds that many, else all]
   --inner-optimizer sgd|adam  Reptile: the per-task optimizer (Adam with beta1 = 0)  [sgd]
   --lambda L --cg-iterations M   iMAML: the proximal strength and CG iterations  [1, 5]
   --inner-steps S       inner steps in meta-training  [1]
@@ -165,12 +172,14 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
     else if (flag == "--ways") c.ways = parse_integer(flag, v, 2, 10000);
     else if (flag == "--shots") c.shots = parse_integer(flag, v, 1, 10000);
     else if (flag == "--queries") c.queries = parse_integer(flag, v, 1, 10000);
+    else if (flag == "--train-shots") c.train_shots = parse_integer(flag, v, 1, 10000);
     else if (flag == "--order") c.order = static_cast<int>(parse_integer(flag, v, 1, 2));
     else if (flag == "--algorithm") c.algorithm = examples::parse_algorithm(flag, v);
     else if (flag == "--inner-lr-max") c.inner_lr_max = parse_real(flag, v);
     else if (flag == "--first-order-iterations") c.first_order_iterations = parse_integer(flag, v, 0, 1000000000L);
     else if (flag == "--multi-step-iterations") c.multi_step_iterations = parse_integer(flag, v, 0, 1000000000L);
     else if (flag == "--inner-batch") c.inner_batch = parse_integer(flag, v, 1, 1000000L);
+    else if (flag == "--eval-inner-batch") c.eval_inner_batch = parse_integer(flag, v, 1, 1000000L);
     else if (flag == "--inner-optimizer") {
       if (v != "sgd" && v != "adam") throw UsageError("--inner-optimizer takes sgd or adam, got '" + v + "'");
       c.inner_adam = v == "adam";
@@ -228,8 +237,14 @@ inline bool parse(const std::vector<std::string>& args, Config& c) {
   if (c.algorithm == examples::Algorithm::cavia)
     throw UsageError("--algorithm cavia is the sine example's; few_shot offers maml, meta-sgd, maml++, anil, reptile "
                      "and imaml");
-  if ((c.inner_batch > 0 || c.inner_adam) && c.algorithm != examples::Algorithm::reptile)
-    throw UsageError("--inner-batch and --inner-optimizer are Reptile's (--algorithm reptile)");
+  if ((c.inner_batch > 0 || c.eval_inner_batch > 0 || c.inner_adam) && c.algorithm != examples::Algorithm::reptile)
+    throw UsageError("--inner-batch, --eval-inner-batch and --inner-optimizer are Reptile's (--algorithm reptile)");
+  if (c.inner_batch > c.ways * c.train_shot_count())
+    throw UsageError("--inner-batch (" + std::to_string(c.inner_batch) + ") is larger than a training support set (" +
+                     std::to_string(c.ways * c.train_shot_count()) + " examples)");
+  if (c.eval_inner_batch > c.ways * c.shots)
+    throw UsageError("--eval-inner-batch (" + std::to_string(c.eval_inner_batch) + ") is larger than a test support set (" +
+                     std::to_string(c.ways * c.shots) + " examples)");
   if ((c.lambda != 1.0 || c.cg_iterations != 5) && c.algorithm != examples::Algorithm::imaml)
     throw UsageError("--lambda and --cg-iterations are iMAML's (--algorithm imaml)");
   return run;
@@ -519,6 +534,22 @@ inline Score pretrain_finetune(const Config& c, const metalearn::tasks::ClassPoo
 inline Run run_seed(const Config& c, const Split& s, std::uint64_t seed, const Progress& progress = {});
 
 namespace detail {
+// The algorithm that adapts at test time: the trained one, except Reptile with its test inner batch.
+template <class Algorithm>
+Algorithm& at_test(Algorithm& trained, const Config&, std::optional<Algorithm>&) {
+  return trained;
+}
+template <class Model>
+metalearn::Reptile<Model>& at_test(metalearn::Reptile<Model>& trained, const Config& c,
+                                   std::optional<metalearn::Reptile<Model>>& keep) {
+  const Index support = c.ways * c.shots, batch = trained.options().inner_batch;
+  const Index wanted = c.eval_inner_batch > 0 ? static_cast<Index>(c.eval_inner_batch) : batch <= support ? batch : 0;
+  if (wanted == batch) return trained;
+  metalearn::ReptileOptions o = trained.options();
+  o.inner_batch = wanted;
+  return keep.emplace(trained.model(), o);
+}
+
 // The meta-learning part of run_seed with the chosen algorithm.
 template <class Algorithm>
 void meta_learn(const Config& c, const Split& s, Algorithm& algorithm, const std::vector<Sampler::Task>& episodes,
@@ -528,11 +559,12 @@ void meta_learn(const Config& c, const Split& s, Algorithm& algorithm, const std
   metalearn::Rng rng(seed);
   Vector<float> theta(algorithm.parameter_count());  // θ, then the algorithm's learned rates
   algorithm.initialize(theta, rng);
-  Sampler sampler(s.train, {c.ways, c.shots, c.query_count()}, seed, 1);
+  Sampler sampler(s.train, {c.ways, c.train_shot_count(), c.query_count()}, seed, 1);
   metalearn::TrainerOptions to;
   to.meta_batch = c.meta_batch;
   const auto monitor_tasks = test_episodes(c, s.test, seed, c.monitor_episodes, 5);
-  metalearn::FewShotEvaluator<Algorithm> evaluator(algorithm, c.ways);
+  std::optional<Algorithm> test_copy;
+  metalearn::FewShotEvaluator<Algorithm> evaluator(at_test(algorithm, c, test_copy), c.ways);
   const auto monitor = [&](long done) {
     const auto& a = evaluator.evaluate(theta, monitor_tasks, {c.eval_steps});
     run.monitor_iteration.push_back(static_cast<double>(done));
@@ -635,7 +667,12 @@ inline double paper_anchor_ci(const Config& c) {
 inline std::string settings(const Config& c) {
   std::ostringstream s;
   s << c.ways << "-way " << c.shots << "-shot, " << c.query_count() << " queries per class; "
-    << examples::algorithm_label(c.algorithm) << " order " << c.order
+    << (c.train_shot_count() != c.shots ? "meta-trained on " + std::to_string(c.train_shot_count()) + "-shot episodes; "
+                                        : std::string())
+    << examples::algorithm_label(c.algorithm)
+    << (c.algorithm == examples::Algorithm::reptile || c.algorithm == examples::Algorithm::imaml
+            ? std::string()  // (no derivative order: Reptile's step and iMAML's implicit gradient)
+            : " order " + std::to_string(c.order))
     << ", inner lr " << c.inner_lr << " on the mean loss (" << c.inner_lr / static_cast<double>(c.ways)
     << " in the paper's units, whose loss is N times the mean)"
     << (c.algorithm == examples::Algorithm::meta_sgd || c.algorithm == examples::Algorithm::maml_pp
@@ -649,7 +686,8 @@ inline std::string settings(const Config& c) {
     << (c.algorithm == examples::Algorithm::anil ? ", only the output layer adapted" : "")
     << (c.algorithm == examples::Algorithm::reptile
             ? std::string(", inner optimizer ") + (c.inner_adam ? "Adam (beta1 0)" : "SGD") + " on " +
-                  (c.inner_batch > 0 ? std::to_string(c.inner_batch) + " support examples per step" : "the support set")
+                  (c.inner_batch > 0 ? std::to_string(c.inner_batch) + " support examples per step" : "the support set") +
+                  (c.eval_inner_batch > 0 ? " (" + std::to_string(c.eval_inner_batch) + " at test)" : std::string())
             : std::string())
     << (c.algorithm == examples::Algorithm::imaml
             ? ", lambda " + metalearn::detail::shortest(c.lambda) + ", " + std::to_string(c.cg_iterations) +
@@ -734,7 +772,8 @@ inline std::string to_json(const Config& c, const Omniglot& o, const std::vector
   std::ostringstream j;
   j << "{\n  \"example\": \"few_shot\",\n  \"metalearn_version\": " << json::string(metalearn::version_string)
     << ",\n  \"settings\": " << json::string(settings(c)) << ",\n  \"config\": {\"ways\": " << c.ways
-    << ", \"shots\": " << c.shots << ", \"queries\": " << c.query_count() << ", \"order\": " << c.order
+    << ", \"shots\": " << c.shots << ", \"queries\": " << c.query_count()
+    << ", \"train_shots\": " << c.train_shot_count() << ", \"order\": " << c.order
     << ", \"iterations\": " << c.iterations << ", \"meta_batch\": " << c.meta_batch
     << ", \"inner_lr\": " << json::number(c.inner_lr) << ", \"inner_steps\": " << c.inner_steps
     << ", \"eval_steps\": " << c.eval_steps << ", \"meta_lr\": " << json::number(c.meta_lr)
@@ -744,6 +783,7 @@ inline std::string to_json(const Config& c, const Omniglot& o, const std::vector
     << ", \"inner_lr_max\": " << json::number(c.inner_lr_max)
     << ", \"first_order_iterations\": " << c.first_order_iterations
     << ", \"multi_step_iterations\": " << c.multi_step_iterations << ", \"inner_batch\": " << c.inner_batch
+    << ", \"eval_inner_batch\": " << c.eval_inner_batch
     << ", \"inner_optimizer\": " << json::string(c.inner_adam ? "adam" : "sgd")
     << ", \"lambda\": " << json::number(c.lambda) << ", \"cg_iterations\": " << c.cg_iterations
     << ", \"hidden\": " << json::list(c.hidden, [](Index w) { return std::to_string(w); })
