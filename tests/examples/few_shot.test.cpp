@@ -137,6 +137,10 @@ TEST_CASE("few_shot: --algorithm meta-sgd, maml++, anil and reptile learn on the
       c.inner_lr = 0.1;
       REQUIRE(few_shot::parse({"--meta-optimizer", "sgd", "--meta-lr", "1", "--meta-lr-schedule", "linear"}, c));
       CHECK(few_shot::settings(c).find("SGD 1 annealed linearly to 0") != std::string::npos);
+      // the authors' episodes: more shots in training, inner batches larger than a test support set
+      REQUIRE(few_shot::parse({"--train-shots", "3", "--inner-batch", "10"}, c));
+      CHECK(few_shot::settings(c).find("meta-trained on 3-shot episodes") != std::string::npos);
+      CHECK(few_shot::settings(c).find("Reptile order") == std::string::npos);
     }
     const auto s = few_shot::split(o, c.train_classes, c.split_seed);
     const few_shot::Run r = few_shot::run_seed(c, s, 1);
@@ -158,6 +162,12 @@ TEST_CASE("few_shot: --algorithm meta-sgd, maml++, anil and reptile learn on the
   CHECK_THROWS_WITH(few_shot::parse({"--meta-lr-schedule", "step"}, b4), mlt::contains("takes constant, cosine or linear"));
   few_shot::Config b6;
   CHECK_THROWS_WITH(few_shot::parse({"--meta-optimizer", "rmsprop"}, b6), mlt::contains("takes adam or sgd"));
+  few_shot::Config b7, b8, b9;
+  CHECK_THROWS_WITH(few_shot::parse({"--eval-inner-batch", "2"}, b7), mlt::contains("are Reptile's"));
+  CHECK_THROWS_WITH(few_shot::parse({"--algorithm", "reptile", "--train-shots", "2", "--inner-batch", "11"}, b8),
+                    mlt::contains("--inner-batch (11) is larger than a training support set (10 examples)"));
+  CHECK_THROWS_WITH(few_shot::parse({"--algorithm", "reptile", "--eval-inner-batch", "6"}, b9),
+                    mlt::contains("--eval-inner-batch (6) is larger than a test support set (5 examples)"));
 }
 
 TEST_CASE("few_shot: an Omniglot run resumed from a checkpoint continues bit for bit", "[example][omniglot][io]") {
