@@ -210,6 +210,22 @@ TEST_CASE("iMAML: a linear model's meta-gradient is the closed-form implicit gra
   }
 }
 
+// The implicit meta-loss L_q(φ*(θ)), φ* by the same proximal descent written naively.
+template <class Obj, class Tasks>
+double naive_implicit_meta_loss(const Obj& obj, const ImamlOptions& o, const Tasks& tasks, const Vector<double>& th) {
+  typename Obj::Workspace ws;
+  double total = 0;
+  for (const auto& t : tasks) {
+    Vector<double> phi = th, g(th.size());
+    for (int k = 0; k < o.inner_steps; ++k) {
+      obj.loss_and_gradient(phi, t.support, g, ws);
+      phi -= o.inner_lr * (g + o.lambda * (phi - th));
+    }
+    total += obj.loss(phi, t.query, ws);
+  }
+  return total / static_cast<double>(tasks.size());
+}
+
 TEST_CASE("iMAML: the implicit meta-gradient matches central differences of the meta-loss when the inner "
           "problem is solved to tolerance",
           "[imaml][gradient]") {
@@ -225,20 +241,7 @@ TEST_CASE("iMAML: the implicit meta-gradient matches central differences of the 
     o.cg_iterations = 60;
     Imaml imaml(obj, o);
     INFO(nn::activation_name(act));
-    // the implicit meta-loss L_q(φ*(θ)), φ* by the same descent written naively
-    auto naive = [&](const Vector<double>& th) {
-      typename decltype(obj)::Workspace ws;
-      double total = 0;
-      for (const auto& t : tasks) {
-        Vector<double> phi = th, g(th.size());
-        for (int k = 0; k < o.inner_steps; ++k) {
-          obj.loss_and_gradient(phi, t.support, g, ws);
-          phi -= o.inner_lr * (g + o.lambda * (phi - th));
-        }
-        total += obj.loss(phi, t.query, ws);
-      }
-      return total / static_cast<double>(tasks.size());
-    };
+    const auto naive = [&](const Vector<double>& th) { return naive_implicit_meta_loss(obj, o, tasks, th); };
     metalearn::check::Options co;
     co.tolerance = 1e-5;  // φ_K and x are solved to about 1e-8: the implicit gradient is exact only at φ*
     const auto r = metalearn::check::meta_gradient(imaml, theta, tasks, naive, co);
@@ -275,19 +278,7 @@ TEST_CASE("iMAML: the implicit meta-gradient of a softmax classifier matches cen
   o.inner_steps = 800;
   o.cg_iterations = 60;
   Imaml imaml(obj, o);
-  auto naive = [&](const Vector<double>& th) {  // L_q(φ*(θ)), φ* by the same descent written naively
-    typename decltype(obj)::Workspace ws;
-    double total = 0;
-    for (const auto& t : tasks) {
-      Vector<double> phi = th, g(th.size());
-      for (int k = 0; k < o.inner_steps; ++k) {
-        obj.loss_and_gradient(phi, t.support, g, ws);
-        phi -= o.inner_lr * (g + o.lambda * (phi - th));
-      }
-      total += obj.loss(phi, t.query, ws);
-    }
-    return total / static_cast<double>(tasks.size());
-  };
+  const auto naive = [&](const Vector<double>& th) { return naive_implicit_meta_loss(obj, o, tasks, th); };
   metalearn::check::Options co;
   co.tolerance = 1e-5;
   const auto r = metalearn::check::meta_gradient(imaml, theta, tasks, naive, co);
